@@ -1,0 +1,27 @@
+"""Agent sources: docker-agent YAML teams (`agents`) and the directory that offers them
+(`sources`). Nothing here speaks HTTP or runs a model."""
+
+from __future__ import annotations
+
+from .agents import (
+    SUPPORTED_TOOLSETS,
+    AgentConfig,
+    ModelConfig,
+    TeamConfig,
+    ToolsetConfig,
+    load_team,
+    parse_team,
+)
+from .sources import AgentSourceInfo, SourceLoader
+
+__all__ = [
+    "SUPPORTED_TOOLSETS",
+    "AgentConfig",
+    "AgentSourceInfo",
+    "ModelConfig",
+    "SourceLoader",
+    "TeamConfig",
+    "ToolsetConfig",
+    "load_team",
+    "parse_team",
+]

@@ -1,0 +1,430 @@
+"""Agent sources in docker-agent's YAML format, parsed into frozen, typed objects (SPEC 7).
+
+Everything is checked once, at load time, so a runtime never meets a half-valid team: each
+error names the file and the dotted key a person has to fix, and keys this port does not know
+are ignored with a warning rather than refused, so docker-agent files written for newer
+features still load.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from ..errors import AgentConfigError, AgentSourceUnavailable, InvalidModelRef, UnknownAgent
+from ..session import Permissions
+
+log = logging.getLogger("nbsession.config")
+
+SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"shell", "think", "todo"})
+
+_TOP_KEYS = frozenset({"version", "agents", "models", "permissions"})
+_AGENT_KEYS = frozenset(
+    {
+        "model",
+        "description",
+        "instruction",
+        "toolsets",
+        "sub_agents",
+        "max_iterations",
+        "welcome_message",
+        "commands",
+    }
+)
+_MODEL_KEYS = frozenset({"provider", "model", "base_url", "temperature", "max_tokens", "token_key"})
+_PERMISSION_KEYS = frozenset({"allow", "ask", "deny"})
+
+
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A read-only view of a private copy: a cached team is shared by every caller."""
+    return MappingProxyType(dict(mapping or {}))
+
+
+def split_inline_ref(ref: str) -> tuple[str, str] | None:
+    """``("provider", "model")`` for an inline ``provider/model`` ref, else ``None``."""
+    provider, sep, model = ref.partition("/")
+    if sep and provider and model:
+        return provider, model
+    return None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model an agent can run on: a ``models:`` entry, or one written inline."""
+
+    name: str
+    provider: str
+    model: str
+    base_url: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    token_key: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """What a client sends back as ``model`` to pick this one: the entry name, which for
+        an inline model is its ``provider/model`` text."""
+        return self.name
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``models:`` entry as docker-agent writes it (unset options left out)."""
+        fields = {
+            "provider": self.provider,
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "token_key": self.token_key,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class ToolsetConfig:
+    """One ``toolsets:`` entry: its ``type`` and every other key, kept for the toolset."""
+
+    type: str
+    options: Mapping[str, Any] = field(default_factory=_frozen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, **copy.deepcopy(dict(self.options))}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One agent of a team; ``model`` is a ref that `TeamConfig.model_for` resolves."""
+
+    name: str
+    model: str
+    description: str = ""
+    instruction: str = ""
+    toolsets: tuple[ToolsetConfig, ...] = ()
+    sub_agents: tuple[str, ...] = ()
+    max_iterations: int = 0
+    welcome_message: str = ""
+    commands: Mapping[str, str] = field(default_factory=_frozen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "description": self.description,
+            "instruction": self.instruction,
+            "toolsets": [toolset.to_json() for toolset in self.toolsets],
+            "sub_agents": list(self.sub_agents),
+            "max_iterations": self.max_iterations,
+            "welcome_message": self.welcome_message,
+            "commands": dict(self.commands),
+        }
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    """A parsed agent source: its agents in file order, named models and permissions.
+
+    ``permissions`` is a pydantic model shared by every caller of a cached team: copy it
+    (``model_copy(deep=True)``) before changing it.
+    """
+
+    source_id: str
+    path: str
+    version: str
+    agents: Mapping[str, AgentConfig]
+    models: Mapping[str, ModelConfig] = field(default_factory=_frozen)
+    permissions: Permissions = field(default_factory=Permissions)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def root_agent_name(self) -> str:
+        """The entry agent: ``root`` when there is one, else the first in the file."""
+        return "root" if "root" in self.agents else next(iter(self.agents))
+
+    @property
+    def multi(self) -> bool:
+        return len(self.agents) > 1
+
+    def agent(self, name: str | None) -> AgentConfig:
+        """The named agent, or the root one when no name is given."""
+        try:
+            return self.agents[name or self.root_agent_name]
+        except KeyError:
+            raise UnknownAgent(str(name), f"not in agent source {self.source_id!r}") from None
+
+    def model_for(self, ref: str) -> ModelConfig:
+        """Resolve a model ref: a ``models:`` key first, else an inline ``provider/model``."""
+        if ref in self.models:
+            return self.models[ref]
+        inline = split_inline_ref(ref)
+        if inline is None:
+            raise InvalidModelRef(
+                f"Model {ref!r} is neither a model of agent source {self.source_id!r} "
+                "nor a provider/model reference.",
+                field="model",
+            )
+        return ModelConfig(name=ref, provider=inline[0], model=inline[1])
+
+    def model_refs(self) -> list[str]:
+        """Every model this team can name: its ``models:`` keys, then the inline refs its
+        agents use, each once, in order of first appearance."""
+        refs = dict.fromkeys(self.models)
+        refs.update(dict.fromkeys(agent.model for agent in self.agents.values()))
+        return list(refs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The parsed config in docker-agent's shape (``GET /api/agents/{id}``)."""
+        return {
+            "version": self.version,
+            "agents": {name: agent.to_json() for name, agent in self.agents.items()},
+            "models": {name: model.to_json() for name, model in self.models.items()},
+            "permissions": self.permissions.to_json(),
+        }
+
+
+def _join(prefix: str, key: object) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _describe(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Parser:
+    """Walks one YAML document; holds the file path for errors and the warnings so far."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+
+    def error(self, key: str, problem: str) -> AgentConfigError:
+        return AgentConfigError(self.path, key, problem)
+
+    def warn_unknown(self, prefix: str, mapping: Mapping[Any, Any], known: frozenset[str]) -> None:
+        for key in mapping:
+            if key not in known:
+                message = f"{self.path}: {_join(prefix, key)}: unknown key ignored"
+                log.warning("%s", message)
+                self.warnings.append(message)
+
+    # Typed readers: ``None`` (a YAML key with no value) reads as absent.
+
+    def mapping(self, value: Any, key: str) -> dict[Any, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a mapping, not {_describe(value)}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, not {_describe(value)}")
+        return value
+
+    def required_string(self, mapping: Mapping[str, Any], key: str, name: str) -> str:
+        value = self.string(mapping.get(name), _join(key, name))
+        if not value:
+            raise self.error(_join(key, name), "is required")
+        return value
+
+    def optional_string(self, value: Any, key: str) -> str | None:
+        return None if value is None else self.string(value, key)
+
+    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list of strings, not {_describe(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error(f"{key}[{index}]", f"must be a string, not {_describe(item)}")
+        return tuple(value)
+
+    def count(self, value: Any, key: str, *, minimum: int) -> int | None:
+        # bool is an int subclass; `max_iterations: yes` is a mistake, not 1.
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"must be an integer >= {minimum}, not {value!r}")
+        return value
+
+    def number(self, value: Any, key: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"must be a number, not {value!r}")
+        return float(value)
+
+    # Sections.
+
+    def team(self, text: str, source_id: str) -> TeamConfig:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.error("", f"invalid YAML{where}: {problem}") from None
+        if document is None:
+            raise self.error("", "the file is empty")
+        if not isinstance(document, dict):
+            raise self.error("", f"must be a mapping at the top, not {_describe(document)}")
+        self.warn_unknown("", document, _TOP_KEYS)
+
+        version = document.get("version")
+        if version is not None and not isinstance(version, (str, int, float)):
+            raise self.error("version", f"must be a string, not {_describe(version)}")
+        models = {
+            name: self.model(name, entry)
+            for name, entry in self.named_entries(document.get("models"), "models").items()
+        }
+        agents = self.agents(document.get("agents"), models)
+        return TeamConfig(
+            source_id=source_id,
+            path=self.path,
+            version="" if version is None else str(version),
+            agents=_frozen(agents),
+            models=_frozen(models),
+            permissions=self.permissions(document.get("permissions")),
+            warnings=tuple(self.warnings),
+        )
+
+    def named_entries(self, value: Any, key: str) -> dict[str, Any]:
+        entries = self.mapping(value, key)
+        for name in entries:
+            if not isinstance(name, str) or not name:
+                raise self.error(_join(key, name), "names must be non-empty strings")
+        return entries
+
+    def model(self, name: str, value: Any) -> ModelConfig:
+        key = f"models.{name}"
+        entry = self.mapping(value, key)
+        self.warn_unknown(key, entry, _MODEL_KEYS)
+        return ModelConfig(
+            name=name,
+            provider=self.required_string(entry, key, "provider"),
+            model=self.required_string(entry, key, "model"),
+            base_url=self.optional_string(entry.get("base_url"), f"{key}.base_url"),
+            temperature=self.number(entry.get("temperature"), f"{key}.temperature"),
+            max_tokens=self.count(entry.get("max_tokens"), f"{key}.max_tokens", minimum=1),
+            token_key=self.optional_string(entry.get("token_key"), f"{key}.token_key"),
+        )
+
+    def agents(self, value: Any, models: Mapping[str, ModelConfig]) -> dict[str, AgentConfig]:
+        entries = self.agent_entries(value)
+        if not entries:
+            raise self.error("agents", "at least one agent is required")
+        agents = {name: self.agent(name, entry, models) for name, entry in entries.items()}
+        for agent in agents.values():
+            for index, sub_agent in enumerate(agent.sub_agents):
+                if sub_agent not in agents:
+                    raise self.error(
+                        f"agents.{agent.name}.sub_agents[{index}]",
+                        f"names no agent of this file: {sub_agent!r} (agents: {', '.join(agents)})",
+                    )
+        return agents
+
+    def agent_entries(self, value: Any) -> dict[str, Any]:
+        """``agents:`` as an ordered name -> mapping, from either docker-agent form: a mapping
+        keyed by name, or a list of mappings that each carry a ``name``."""
+        if not isinstance(value, list):
+            return self.named_entries(value, "agents")
+        entries: dict[str, Any] = {}
+        for index, item in enumerate(value):
+            key = f"agents[{index}]"
+            entry = dict(self.mapping(item, key))
+            name = self.required_string(entry, key, "name")
+            if name in entries:
+                raise self.error(f"{key}.name", f"duplicate agent name {name!r}")
+            del entry["name"]
+            entries[name] = entry
+        return entries
+
+    def agent(self, name: str, value: Any, models: Mapping[str, ModelConfig]) -> AgentConfig:
+        key = f"agents.{name}"
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a mapping, not {_describe(value)}")
+        self.warn_unknown(key, value, _AGENT_KEYS)
+        model = self.required_string(value, key, "model")
+        if model not in models and split_inline_ref(model) is None:
+            known = f"`models` keys: {', '.join(models)}" if models else "no `models` section"
+            raise self.error(
+                f"{key}.model",
+                f"{model!r} is neither a key of `models` ({known}) nor a provider/model ref",
+            )
+        max_iterations = self.count(value.get("max_iterations"), f"{key}.max_iterations", minimum=0)
+        return AgentConfig(
+            name=name,
+            model=model,
+            description=self.string(value.get("description"), f"{key}.description"),
+            instruction=self.string(value.get("instruction"), f"{key}.instruction"),
+            toolsets=self.toolsets(value.get("toolsets"), f"{key}.toolsets"),
+            sub_agents=self.string_list(value.get("sub_agents"), f"{key}.sub_agents"),
+            max_iterations=max_iterations or 0,
+            welcome_message=self.string(value.get("welcome_message"), f"{key}.welcome_message"),
+            commands=_frozen(self.commands(value.get("commands"), f"{key}.commands")),
+        )
+
+    def toolsets(self, value: Any, key: str) -> tuple[ToolsetConfig, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list of toolsets, not {_describe(value)}")
+        toolsets = []
+        for index, item in enumerate(value):
+            entry_key = f"{key}[{index}]"
+            entry = dict(self.mapping(item, entry_key))
+            toolset_type = self.required_string(entry, entry_key, "type")
+            if toolset_type not in SUPPORTED_TOOLSETS:
+                raise self.error(
+                    f"{entry_key}.type",
+                    f"unsupported toolset type {toolset_type!r} "
+                    f"(supported: {', '.join(sorted(SUPPORTED_TOOLSETS))})",
+                )
+            del entry["type"]
+            toolsets.append(ToolsetConfig(type=toolset_type, options=_frozen(entry)))
+        return tuple(toolsets)
+
+    def commands(self, value: Any, key: str) -> dict[str, str]:
+        commands = self.named_entries(value, key)
+        for name, text in commands.items():
+            if not isinstance(text, str):
+                raise self.error(_join(key, name), f"must be a string, not {_describe(text)}")
+        return commands
+
+    def permissions(self, value: Any) -> Permissions:
+        entry = self.mapping(value, "permissions")
+        self.warn_unknown("permissions", entry, _PERMISSION_KEYS)
+        return Permissions(
+            **{
+                name: list(self.string_list(entry.get(name), f"permissions.{name}"))
+                for name in sorted(_PERMISSION_KEYS)
+            }
+        )
+
+
+def parse_team(text: str, *, path: str, source_id: str) -> TeamConfig:
+    """Parse and validate one agent source; ``path`` is only used to name it in messages."""
+    return _Parser(path).team(text, source_id)
+
+
+def source_id_for(path: str | os.PathLike[str]) -> str:
+    """A source's id: its file name without the ``.yaml`` / ``.yml`` suffix."""
+    file = Path(path)
+    return file.stem if file.suffix in (".yaml", ".yml") else file.name
+
+
+def load_team(path: str | os.PathLike[str]) -> TeamConfig:
+    """Read and parse one agent file; a file that cannot be read is unavailable, not broken."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentSourceUnavailable(f"Cannot read agent source {os.fspath(path)}: {exc}") from exc
+    return parse_team(text, path=os.fspath(path), source_id=source_id_for(path))

@@ -1,0 +1,888 @@
+"""The session manager: the only door to sessions (docker-agent's ``SessionManager``).
+
+HTTP handlers, the in-process SDK and widgets all call it, so every rule lives here and no
+transport detail does: errors are the named exceptions of ``nbsession.errors``, results are
+typed objects or plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import AgentSourceInfo, SourceLoader
+from .errors import (
+    Conflict,
+    InvalidRequest,
+    ModelSwitchingNotSupported,
+    QueueFull,
+    SessionBusy,
+    SessionNotReady,
+    SessionNotRunning,
+    UnknownSession,
+)
+from .eventlog import EventSubscription, LogClosed, LogEntry, RingEventLog
+from .runtime.loop import AgentRuntime, Run
+from .runtime.recorder import SessionRecorder
+from .session import (
+    Item,
+    Message,
+    Permissions,
+    Session,
+    SessionSummary,
+    new_id,
+    user_message,
+    utc_now,
+)
+from .store import Store, open_store
+from .tools import build_toolsets
+
+log = logging.getLogger("nbsession.manager")
+
+# Accepted on create (SPEC 2); every other field of a docker-agent template is server-owned.
+TEMPLATE_FIELDS = (
+    "title",
+    "working_dir",
+    "tools_approved",
+    "permissions",
+    "max_iterations",
+    "agent_model_overrides",
+    "custom_models_used",
+    "hide_tool_results",
+    "thinking",
+)
+RECOVERY_VERSION = 1
+IDEMPOTENCY_KEYS_KEPT = 1024
+
+EventSource = Callable[[Callable[[Mapping[str, Any]], None]], Awaitable[None]]
+FollowUpInjector = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """What a host (jupyter-server, a kernel, a script) chooses about its manager."""
+
+    db_path: str = ":memory:"
+    agents_dir: str | None = None
+    working_dir: str = ""
+    event_log_capacity: int = 1024
+    steer_capacity: int = 8
+    followup_capacity: int = 8
+    refresh_interval: float = 0.0
+    include_bundled_agents: bool = True
+
+
+@dataclass(frozen=True)
+class FollowUpResult:
+    status: str  # queued_streaming | queued_idle | duplicate
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "duplicate": self.duplicate}
+
+
+class TurnStream:
+    """The events of one run, read from the session's log (so ids match ``/events``).
+
+    Ends after the run's final ``stream_stopped`` (or the log's ``session_exited``).
+    """
+
+    def __init__(self, subscription: EventSubscription, run: Run, runtime: AgentRuntime) -> None:
+        self._sub = subscription
+        self._run = run
+        self._runtime = runtime
+        self._done = False
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def __aiter__(self) -> AsyncIterator[LogEntry]:
+        return self
+
+    async def __anext__(self) -> LogEntry:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            entry = await self._sub.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        self._check_end(entry)
+        return entry
+
+    def take_ready(self) -> list[LogEntry]:
+        """Every entry available now, up to the end of the run (for batched writes)."""
+        if self._done:
+            return []
+        ready = []
+        for entry in self._sub.take_ready():
+            ready.append(entry)
+            if self._check_end(entry):
+                break
+        return ready
+
+    def _check_end(self, entry: LogEntry) -> bool:
+        end = self._run.end_seq
+        if entry.type == "session_exited" or (
+            end is not None and entry.seq is not None and entry.seq >= end
+        ):
+            self._done = True
+            self._sub.close()
+        return self._done
+
+    def cancel(self) -> None:
+        """Cancel this run if it is still the session's current one."""
+        if self._runtime.run is self._run:
+            self._runtime.cancel()
+
+    def close(self) -> None:
+        self._done = True
+        self._sub.close()
+
+
+@dataclass
+class _Live:
+    """A session with a runtime on this server: the recorder is its only writer."""
+
+    recorder: SessionRecorder
+    runtime: AgentRuntime
+
+
+class SessionManager:
+    """Sessions, their runtimes, event logs and queues, behind one set of rules."""
+
+    def __init__(
+        self,
+        config: ManagerConfig | None = None,
+        *,
+        store: Store | None = None,
+        sources: SourceLoader | None = None,
+    ) -> None:
+        self.config = config or ManagerConfig()
+        self.store = store or open_store(self.config.db_path)
+        self.sources = sources or SourceLoader(
+            self.config.agents_dir,
+            refresh_interval=self.config.refresh_interval,
+            include_bundled=self.config.include_bundled_agents,
+        )
+        self._live: dict[str, _Live] = {}
+        self._logs: dict[str, RingEventLog] = {}
+        self._starting: set[str] = set()
+        self._stopping: dict[str, Run] = {}
+        self._deleted: set[str] = set()
+        self._idle_followups: dict[str, list[Message]] = {}
+        self._idempotency: dict[str, OrderedDict[str, None]] = {}
+        self._injectors: dict[str, FollowUpInjector] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._attached: dict[str, asyncio.Event] = {}
+        self._ready = asyncio.Event()
+        self._latest_error = ""
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store; a store that already holds sessions makes the manager ready."""
+        await self.store.open()
+        if await self.store.list_summaries():
+            self._ready.set()
+
+    async def shutdown(self, reason: str = "server stopping", timeout: float = 10.0) -> None:
+        """Cancel running turns (they persist what they have), end every log, close the store."""
+        for live in self._live.values():
+            live.runtime.cancel()
+        runs = [live.runtime.run for live in self._live.values() if live.runtime.run is not None]
+        runs += list(self._stopping.values())
+        if runs:
+            await asyncio.wait(
+                [asyncio.ensure_future(r.done.wait()) for r in runs], timeout=timeout
+            )
+        for task in self._pumps.values():
+            task.cancel()
+        for event_log in self._logs.values():
+            event_log.close(reason)
+        for live in self._live.values():
+            await live.runtime.close()
+        self._live.clear()
+        await self.store.close()
+
+    async def ready_status(self) -> dict[str, Any]:
+        connected = await self.store.ping()
+        if not connected:
+            self._latest_error = "store disconnected"
+        return {
+            "ready": connected,
+            "active_sessions": len(self._live),
+            "store_connected": connected,
+            "latest_error": "" if connected else self._latest_error,
+        }
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Until a session exists or is attached; False at the timeout."""
+        return await _wait_event(self._ready, timeout)
+
+    async def wait_session_attached(self, session_id: str, timeout: float) -> bool:
+        """Until ``session_id`` has a runtime (ran once, or was attached); False at timeout."""
+        if session_id in self._live:
+            return True
+        return await _wait_event(self._attached.setdefault(session_id, asyncio.Event()), timeout)
+
+    # -- agents ---------------------------------------------------------------------------
+
+    def list_agents(self) -> list[AgentSourceInfo]:
+        return self.sources.list()
+
+    def get_agent_config(self, agent_id: str) -> dict[str, Any]:
+        return self.sources.get(agent_id).to_json()
+
+    async def get_agent_tool_count(self, agent_id: str, agent_name: str = "") -> int:
+        agent = self.sources.get(agent_id).agent(agent_name or None)
+        toolsets = build_toolsets((ts.type, ts.options) for ts in agent.toolsets)
+        try:
+            return sum([len(await toolset.tools()) for toolset in toolsets])
+        finally:
+            for toolset in toolsets:
+                await toolset.close()
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def create_session(self, template: Mapping[str, Any] | None = None) -> Session:
+        """A new session from a template; a docker-agent session object is accepted as is."""
+        if template is not None and not isinstance(template, Mapping):
+            raise InvalidRequest("The session template must be a JSON object.")
+        fields = {
+            k: template[k] for k in TEMPLATE_FIELDS if template and template.get(k) is not None
+        }
+        fields["title"] = str(fields.get("title", "")).strip()
+        fields["working_dir"] = self._working_dir(fields.get("working_dir", ""))
+        session = _validated(Session, fields)
+        await self.store.create_session(session)
+        self._ready.set()
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        live = self._live.get(session_id)
+        if live is not None:
+            return live.recorder.session.model_copy(deep=True)
+        return await self._stored(session_id)
+
+    async def get_sessions(self) -> list[SessionSummary]:
+        """Summaries, newest first, read without message bodies."""
+        return await self.store.list_summaries()
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete the session, cancel its turn and end its event log (after its last event)."""
+        await self._require(session_id)
+        await self.store.delete_session(session_id)
+        self._deleted.add(session_id)
+        live = self._live.pop(session_id, None)
+        self._idle_followups.pop(session_id, None)
+        self._idempotency.pop(session_id, None)
+        self._injectors.pop(session_id, None)
+        self._attached.pop(session_id, None)
+        pump = self._pumps.pop(session_id, None)
+        if pump is not None:
+            pump.cancel()
+        event_log = self._logs.get(session_id)
+        run = live.runtime.run if live is not None else None
+        if live is not None and run is not None and not run.done.is_set():
+            self._stopping[session_id] = run
+            live.runtime.cancel()
+            asyncio.get_running_loop().create_task(self._finish_delete(session_id, live, run))
+            return
+        if live is not None:
+            await live.runtime.close()
+        if event_log is not None:
+            event_log.close("session deleted")
+
+    async def _finish_delete(self, session_id: str, live: _Live, run: Run) -> None:
+        await run.done.wait()
+        self._stopping.pop(session_id, None)
+        await live.runtime.close()
+        event_log = self._logs.get(session_id)
+        if event_log is not None:
+            event_log.close("session deleted")
+
+    async def wait_stopped(self, session_id: str, timeout: float) -> bool:
+        """True once the session's run has fully stopped (call after ``delete_session``)."""
+        run = self._stopping.get(session_id)
+        live = self._live.get(session_id)
+        if run is None and live is not None:
+            run = live.runtime.run
+        if run is None:
+            return True
+        return await _wait_event(run.done, timeout)
+
+    # -- turns ----------------------------------------------------------------------------
+
+    async def run_session(
+        self,
+        session_id: str,
+        agent_id: str,
+        agent_name: str,
+        messages: Sequence[Mapping[str, Any]],
+        model: str = "",
+    ) -> TurnStream:
+        """Run a turn: validate, apply the model override, commit the messages, stream.
+
+        A bad model reference or message fails before anything is appended (SPEC 5).
+        """
+        parsed = _user_messages(messages, "messages")
+        if not parsed:
+            raise InvalidRequest("At least one message is required.", field="messages")
+        await self._require(session_id)
+        self._check_idle(session_id)
+        self._starting.add(session_id)
+        try:
+            live = await self._runtime_for(session_id, agent_id, agent_name)
+            if model:
+                await live.runtime.set_model(model)
+            idle = self._idle_followups.pop(session_id, [])
+            event_log = live.recorder.log
+            since = event_log.last_seq
+            run = await live.runtime.start(parsed)
+            live.runtime.enqueue_follow_ups(idle)
+        finally:
+            self._starting.discard(session_id)
+        return TurnStream(event_log.subscribe(since), run, live.runtime)
+
+    async def cancel_session(self, session_id: str) -> None:
+        await self._require(session_id)
+        live = self._live.get(session_id)
+        if live is None or not live.runtime.cancel():
+            raise SessionNotRunning(session_id, "has no running turn")
+
+    async def resume_session(
+        self, session_id: str, confirmation: str, reason: str = "", tool_name: str = ""
+    ) -> None:
+        """Answer the pending tool-call confirmation (approve, approve-session, ...)."""
+        await self._live_runtime(session_id).resume(confirmation, reason, tool_name)
+
+    async def resume_elicitation(
+        self,
+        session_id: str,
+        action: str,
+        content: Mapping[str, Any] | None = None,
+        elicitation_id: str = "",
+    ) -> None:
+        self._live_runtime(session_id).resume_elicitation(action, content, elicitation_id)
+
+    async def steer_session(self, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Queue messages for the running turn, injected before its next model call."""
+        parsed = _user_messages(messages, "messages")
+        if not parsed:
+            raise InvalidRequest("At least one message is required.", field="messages")
+        runtime = self._live_runtime(session_id)
+        if not runtime.streaming:
+            raise SessionNotRunning(session_id, "has no running turn to steer")
+        runtime.steer(parsed)
+
+    async def follow_up_session(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        idempotency_key: str = "",
+    ) -> FollowUpResult:
+        """Queue messages for a full turn each after the current one (SPEC 5).
+
+        The same ``idempotency_key`` twice for a session is delivered once; a request that
+        fails releases its key so a retry can land.
+        """
+        parsed = _user_messages(messages, "messages")
+        if not parsed:
+            raise InvalidRequest("At least one message is required.", field="messages")
+        await self._require(session_id)
+        keys = self._idempotency.setdefault(session_id, OrderedDict())
+        if idempotency_key:
+            if idempotency_key in keys:
+                return FollowUpResult("duplicate", duplicate=True)
+            keys[idempotency_key] = None
+            while len(keys) > IDEMPOTENCY_KEYS_KEPT:
+                keys.popitem(last=False)
+        try:
+            return await self._deliver_follow_ups(session_id, parsed)
+        except BaseException:
+            if idempotency_key:
+                keys.pop(idempotency_key, None)
+            raise
+
+    async def _deliver_follow_ups(self, session_id: str, messages: list[Message]) -> FollowUpResult:
+        injector = self._injectors.get(session_id)
+        if injector is not None:
+            for message in messages:
+                await injector(message.message.content)
+            return FollowUpResult("queued_streaming")
+        live = self._live.get(session_id)
+        if live is None:
+            queued = self._idle_followups.setdefault(session_id, [])
+            if len(queued) + len(messages) > self.config.followup_capacity:
+                raise QueueFull("follow-up", self.config.followup_capacity)
+            queued.extend(messages)
+            return FollowUpResult("queued_idle")
+        runtime = live.runtime
+        if runtime.streaming or session_id in self._starting:
+            runtime.enqueue_follow_ups(messages)
+            return FollowUpResult("queued_streaming")
+        if len(messages) - 1 > runtime.followup_capacity:
+            raise QueueFull("follow-up", runtime.followup_capacity)
+        self._starting.add(session_id)
+        try:
+            await runtime.start(messages[:1])
+            runtime.enqueue_follow_ups(messages[1:])
+        finally:
+            self._starting.discard(session_id)
+        return FollowUpResult("queued_streaming")
+
+    def queue_status(self, session_id: str) -> dict[str, dict[str, int]]:
+        live = self._live.get(session_id)
+        if live is None:
+            raise SessionNotRunning(session_id)
+        return live.runtime.queue_status()
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def available_session_models(self, session_id: str) -> dict[str, Any]:
+        """The models the session's current agent can use, the current one marked."""
+        runtime = self._switchable(session_id)
+        return runtime.available_models()
+
+    async def set_session_agent_model(self, session_id: str, model_ref: str) -> tuple[str, str]:
+        """Set (``""`` clears) the current agent's model override; returns (agent, ref)."""
+        runtime = self._switchable(session_id)
+        self._check_idle(session_id)
+        return runtime.agent_name, await runtime.set_model(model_ref)
+
+    def _switchable(self, session_id: str) -> AgentRuntime:
+        runtime = self._live_runtime(session_id)
+        if not isinstance(runtime, AgentRuntime):
+            raise ModelSwitchingNotSupported(session_id)
+        return runtime
+
+    # -- session fields -------------------------------------------------------------------
+
+    async def update_session_title(self, session_id: str, title: str) -> Session:
+        if not isinstance(title, str):
+            raise InvalidRequest("title must be a string.", field="title")
+        await self._update(session_id, title=title.strip())
+        return await self.get_session(session_id)
+
+    async def update_session_permissions(
+        self, session_id: str, permissions: Mapping[str, Any] | Permissions | None
+    ) -> None:
+        if permissions is not None and not isinstance(permissions, Permissions):
+            permissions = _validated(Permissions, permissions, prefix="permissions")
+        await self._update(session_id, permissions=permissions)
+
+    async def update_session_tokens(
+        self, session_id: str, input_tokens: int, output_tokens: int, cost: float = 0.0
+    ) -> None:
+        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRequest(f"{name} must be a non-negative integer.", field=name)
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+            raise InvalidRequest("cost must be a non-negative number.", field="cost")
+        await self._update(
+            session_id, input_tokens=input_tokens, output_tokens=output_tokens, cost=float(cost)
+        )
+
+    async def set_session_starred(self, session_id: str, starred: bool) -> None:
+        if not isinstance(starred, bool):
+            raise InvalidRequest("starred must be true or false.", field="starred")
+        await self._update(session_id, starred=starred)
+
+    async def toggle_tool_approval(self, session_id: str) -> bool:
+        """Flip ``tools_approved``; returns the new value."""
+        approved = not (await self._current(session_id)).tools_approved
+        await self._update(session_id, tools_approved=approved)
+        return approved
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def add_message(self, session_id: str, message: Mapping[str, Any]) -> Message:
+        """Append a message (any role); refused while a turn runs, which owns the history."""
+        parsed = _validated(Message, message, prefix="message")
+        await self._require(session_id)
+        self._check_idle(session_id, Conflict)
+        await self._append(session_id, Item(message=parsed))
+        return parsed
+
+    async def update_message(
+        self, session_id: str, message_id: str, message: Mapping[str, Any]
+    ) -> Message:
+        parsed = _validated(Message, {**message, "id": message_id}, prefix="message")
+        await self._require(session_id)
+        self._check_idle(session_id, Conflict)
+        item = Item(message=parsed)
+        await self.store.update_message(session_id, message_id, item)
+        live = self._live.get(session_id)
+        if live is not None:
+            items = live.recorder.session.messages
+            for index, existing in enumerate(items):
+                if existing.message is not None and existing.message.id == message_id:
+                    items[index] = item
+        return parsed
+
+    async def add_summary(
+        self, session_id: str, summary: str, first_kept_entry: int | None = None
+    ) -> None:
+        if not isinstance(summary, str) or not summary.strip():
+            raise InvalidRequest("summary must be a non-empty string.", field="summary")
+        if first_kept_entry is not None and (
+            isinstance(first_kept_entry, bool)
+            or not isinstance(first_kept_entry, int)
+            or first_kept_entry < 0
+        ):
+            raise InvalidRequest(
+                "first_kept_entry must be a non-negative integer.", field="first_kept_entry"
+            )
+        await self._require(session_id)
+        self._check_idle(session_id, Conflict)
+        await self._append(session_id, Item(summary=summary, first_kept_entry=first_kept_entry))
+
+    async def fork_session(self, session_id: str, user_message_index: int) -> Session:
+        """A new session holding the history before the ``user_message_index``-th user message."""
+        if isinstance(user_message_index, bool) or not isinstance(user_message_index, int):
+            raise InvalidRequest(
+                "user_message_index must be an integer.", field="user_message_index"
+            )
+        parent = await self.get_session(session_id)
+        user_positions = [
+            i
+            for i, item in enumerate(parent.messages)
+            if item.message is not None and item.message.message.role == "user"
+        ]
+        if not 0 <= user_message_index < len(user_positions):
+            raise InvalidRequest(
+                f"user_message_index must be between 0 and {len(user_positions) - 1}.",
+                field="user_message_index",
+            )
+        prefix = f"{parent.title} (fork "
+        forks = sum(s.title.startswith(prefix) for s in await self.store.list_summaries())
+        fork = parent.model_copy(
+            deep=True,
+            update={
+                "id": new_id(),
+                "title": f"{prefix}{forks + 1})",
+                "messages": parent.messages[: user_positions[user_message_index]],
+                "created_at": utc_now(),
+                "parent_id": parent.id,
+                "starred": False,
+            },
+        )
+        await self.store.create_session(fork)
+        return fork
+
+    # -- export / import ------------------------------------------------------------------
+
+    async def export_session_for_recovery(self, session_id: str) -> dict[str, Any]:
+        """Every stored field, versioned, so ``import_session`` can recreate the session."""
+        session = await self.get_session(session_id)
+        return {**session.to_json(), "recovery_version": RECOVERY_VERSION}
+
+    async def import_session(self, data: Mapping[str, Any]) -> Session:
+        """Recreate a session from a recovery export; keeps its id unless that id is taken."""
+        if not isinstance(data, Mapping):
+            raise InvalidRequest("The import must be a JSON object.")
+        if "cells" in data:
+            raise InvalidRequest("Notebook import is not available yet; import recovery JSON.")
+        version = data.get("recovery_version")
+        if version != RECOVERY_VERSION:
+            raise InvalidRequest(
+                f"Not an nbsession recovery export (recovery_version {version!r}, "
+                f"expected {RECOVERY_VERSION}).",
+                field="recovery_version",
+            )
+        session = _validated(Session, data)
+        if session.id in self._deleted or await self.store.has_session(session.id):
+            session = session.model_copy(update={"id": new_id()})
+        await self.store.create_session(session)
+        self._ready.set()
+        return session
+
+    async def batch_delete_sessions(self, session_ids: Sequence[str]) -> dict[str, Any]:
+        ids = _id_list(session_ids)
+        failed = []
+        for session_id in ids:
+            try:
+                await self.delete_session(session_id)
+            except UnknownSession:
+                failed.append(session_id)
+        return {
+            "deleted_count": len(ids) - len(failed),
+            "failed_count": len(failed),
+            "failed_ids": failed,
+        }
+
+    async def batch_export_sessions(self, session_ids: Sequence[str]) -> dict[str, Any]:
+        ids = _id_list(session_ids)
+        sessions = [await self.export_session_for_recovery(session_id) for session_id in ids]
+        return {
+            "export_format": "json",
+            "timestamp": utc_now().isoformat(),
+            "sessions": sessions,
+            "session_count": len(sessions),
+        }
+
+    # -- live state -----------------------------------------------------------------------
+
+    async def get_session_status(
+        self, session_id: str, wait: float | None = None
+    ) -> dict[str, Any]:
+        """A light view of the session's state, optionally after waiting for its runtime."""
+        await self._require(session_id)
+        if wait and not await self.wait_session_attached(session_id, wait):
+            raise SessionNotReady(session_id, wait)
+        session = await self._current(session_id)
+        live = self._live.get(session_id)
+        return {
+            "id": session.id,
+            "title": session.title,
+            "streaming": self._is_busy(session_id),
+            "agent": live.runtime.agent_name if live else "",
+            "input_tokens": session.input_tokens,
+            "output_tokens": session.output_tokens,
+            "num_messages": len(session.chat_messages()),
+        }
+
+    async def get_session_snapshot(self, session_id: str) -> dict[str, Any]:
+        """Stored fields, live state and ``last_event_seq``: the resync point for ``/events``."""
+        session = await self.get_session(session_id)
+        live = self._live.get(session_id)
+        seq, _ = self.last_event_seq(session_id)
+        return {
+            "id": session.id,
+            "title": session.title,
+            "created_at": session.to_json()["created_at"],
+            "working_dir": session.working_dir,
+            "messages": [m.to_json() for m in session.chat_messages()],
+            "tools_approved": session.tools_approved,
+            "permissions": session.permissions.to_json() if session.permissions else None,
+            "input_tokens": session.input_tokens,
+            "output_tokens": session.output_tokens,
+            "cost": session.cost,
+            "streaming": self._is_busy(session_id),
+            "agent": live.runtime.agent_name if live else "",
+            "last_event_seq": seq,
+        }
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def subscribe_events(
+        self, session_id: str, since: int | None = None
+    ) -> EventSubscription:
+        """Replay after ``since`` then tail the session's log (created on first subscription)."""
+        await self._require(session_id)
+        return self._log(session_id).subscribe(since)
+
+    def register_event_source(self, session_id: str, source: EventSource) -> None:
+        """Pump an out-of-band runtime's events into the session's log until it returns."""
+        event_log = self._log(session_id)
+
+        def send(event: Mapping[str, Any]) -> None:
+            with contextlib.suppress(LogClosed):
+                event_log.append(event)
+
+        async def pump() -> None:
+            try:
+                await source(send)
+            finally:
+                self._pumps.pop(session_id, None)
+                event_log.close("session ended")
+
+        self._pumps[session_id] = asyncio.get_running_loop().create_task(pump())
+
+    def has_event_source(self, session_id: str) -> bool:
+        return session_id in self._logs
+
+    def last_event_seq(self, session_id: str) -> tuple[int, bool]:
+        event_log = self._logs.get(session_id)
+        return (event_log.last_seq, True) if event_log is not None else (0, False)
+
+    async def stream_events(
+        self, session_id: str, since: int | None, send: Callable[[LogEntry], None]
+    ) -> bool:
+        """Call ``send`` for each replayed then live event; False when there is no log."""
+        event_log = self._logs.get(session_id)
+        if event_log is None:
+            return False
+        async for entry in event_log.subscribe(since):
+            send(entry)
+        return True
+
+    def register_follow_up_injector(self, session_id: str, injector: FollowUpInjector) -> None:
+        """Route follow-ups for an attached session through its owner instead of the queue."""
+        self._injectors[session_id] = injector
+
+    def attach_runtime(self, session_id: str, runtime: AgentRuntime) -> None:
+        """Register a runtime built elsewhere (an in-kernel host) under ``session_id``."""
+        if runtime.session_id != session_id:
+            raise InvalidRequest("The runtime belongs to another session.", field="session_id")
+        self._live[session_id] = _Live(runtime.recorder, runtime)
+        self._logs.setdefault(session_id, runtime.recorder.log)  # type: ignore[arg-type]
+        self._mark_attached(session_id)
+
+    def new_recorder(self, session: Session) -> SessionRecorder:
+        """The recorder a runtime built outside the manager must write through."""
+        return SessionRecorder(session, self.store, self._log(session.id))
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _runtime_for(self, session_id: str, agent_id: str, agent_name: str) -> _Live:
+        """The session's runtime for that agent, rebuilt when the agent or its file changed."""
+        team = self.sources.get(agent_id)
+        agent = team.agent(agent_name or None)
+        live = self._live.get(session_id)
+        if live is not None and live.runtime.team is team and live.runtime.agent_name == agent.name:
+            return live
+        recorder = live.recorder if live else self.new_recorder(await self._stored(session_id))
+        runtime = await AgentRuntime.create(
+            recorder,
+            team,
+            agent.name,
+            steer_capacity=self.config.steer_capacity,
+            followup_capacity=self.config.followup_capacity,
+        )
+        if live is not None:
+            await live.runtime.close()
+        live = self._live[session_id] = _Live(recorder, runtime)
+        self._mark_attached(session_id)
+        return live
+
+    def _mark_attached(self, session_id: str) -> None:
+        self._attached.setdefault(session_id, asyncio.Event()).set()
+        self._ready.set()
+
+    def _log(self, session_id: str) -> RingEventLog:
+        event_log = self._logs.get(session_id)
+        if event_log is None:
+            event_log = self._logs[session_id] = RingEventLog(self.config.event_log_capacity)
+        return event_log
+
+    def _is_busy(self, session_id: str) -> bool:
+        live = self._live.get(session_id)
+        return session_id in self._starting or (live is not None and live.runtime.streaming)
+
+    def _check_idle(self, session_id: str, error: type[Conflict] = SessionBusy) -> None:
+        if self._is_busy(session_id):
+            if error is SessionBusy:
+                raise SessionBusy(session_id)
+            raise error(f"Session {session_id!r} is running a turn; try again when it ends.")
+
+    def _live_runtime(self, session_id: str) -> AgentRuntime:
+        live = self._live.get(session_id)
+        if live is None:
+            if session_id in self._deleted:
+                raise UnknownSession(session_id)
+            raise SessionNotRunning(session_id, "has no runtime (run it first)")
+        return live.runtime
+
+    async def _require(self, session_id: str) -> None:
+        if session_id in self._live:
+            return
+        if session_id in self._deleted or not await self.store.has_session(session_id):
+            raise UnknownSession(session_id)
+
+    async def _stored(self, session_id: str) -> Session:
+        if session_id in self._deleted:
+            raise UnknownSession(session_id)
+        return await self.store.get_session(session_id)
+
+    async def _current(self, session_id: str) -> Session:
+        """The session itself (not a copy) when live, else as stored; read-only use."""
+        live = self._live.get(session_id)
+        return live.recorder.session if live is not None else await self._stored(session_id)
+
+    async def _update(self, session_id: str, **fields: Any) -> None:
+        live = self._live.get(session_id)
+        if live is not None:
+            await live.recorder.update(**fields)
+            return
+        if session_id in self._deleted:
+            raise UnknownSession(session_id)
+        await self.store.update_session(session_id, fields)
+
+    async def _append(self, session_id: str, item: Item) -> None:
+        live = self._live.get(session_id)
+        if live is not None:
+            await live.recorder.append(item)
+            return
+        await self.store.append_item(session_id, item)
+
+    def _working_dir(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidRequest("working_dir must be a string.", field="working_dir")
+        value = value.strip()
+        if not value:
+            return self.config.working_dir or os.getcwd()
+        if ".." in value.replace("\\", "/").split("/"):
+            raise InvalidRequest("working_dir may not contain '..'.", field="working_dir")
+        path = os.path.abspath(os.path.join(self.config.working_dir or os.getcwd(), value))
+        if not os.path.isdir(path):
+            raise InvalidRequest(f"working_dir {value!r} is not a directory.", field="working_dir")
+        return path
+
+
+def _validated(model: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Validate JSON into a model; the error names the first offending field."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(part) for part in first["loc"])
+        field = ".".join(part for part in (prefix, loc) if part) or None
+        raise InvalidRequest(f"{field or 'body'}: {first['msg']}", field=field) from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"{prefix or 'body'}: {exc}", field=prefix or None) from exc
+
+
+def _user_messages(raw: Any, field: str) -> list[Message]:
+    """Request messages (``{role, content, multi_content?}``) as user messages to store."""
+    if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
+        raise InvalidRequest(f"{field} must be an array of messages.", field=field)
+    messages = []
+    for index, entry in enumerate(raw):
+        where = f"{field}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidRequest(f"{where} must be an object.", field=where)
+        role = entry.get("role") or "user"
+        if role != "user":
+            raise InvalidRequest(f"{where}.role must be 'user'.", field=f"{where}.role")
+        content = entry.get("content", "")
+        if not isinstance(content, str):
+            raise InvalidRequest(f"{where}.content must be a string.", field=f"{where}.content")
+        multi = entry.get("multi_content")
+        if multi is not None and not (
+            isinstance(multi, list) and all(isinstance(part, dict) for part in multi)
+        ):
+            raise InvalidRequest(
+                f"{where}.multi_content must be an array of objects.",
+                field=f"{where}.multi_content",
+            )
+        if not content and not multi:
+            raise InvalidRequest(f"{where} is empty.", field=f"{where}.content")
+        messages.append(user_message(content, multi_content=multi or None))
+    return messages
+
+
+def _id_list(raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
+        raise InvalidRequest("session_ids must be an array of strings.", field="session_ids")
+    if not raw:
+        raise InvalidRequest("session_ids cannot be empty.", field="session_ids")
+    return raw
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The runtime: runs a session's turns (model calls, tool approval and tool calls)."""

@@ -1,0 +1,634 @@
+"""The agent loop: one session's live runtime, with docker-agent's turn semantics (SPEC 5).
+
+A run is one asyncio task: a turn, then one full turn per queued follow-up. A turn streams a
+model response, runs its tool calls (asking for approval when the policy says so), injects
+steered messages before the next model call, and always ends with ``stream_stopped``. Every
+message is committed through the ``SessionRecorder`` before the event that announces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic_ai.direct import model_request_stream
+from pydantic_ai.messages import (
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ThinkingPartDelta,
+    ToolCallPart,
+    ToolCallPartDelta,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+
+from ..config.agents import AgentConfig, ModelConfig, TeamConfig
+from ..errors import InvalidConfirmation, InvalidRequest, NothingPending, QueueFull
+from ..session import ChatMessage, Message, Permissions, ToolCall, new_id, utc_now
+from ..tools import build_toolsets
+from ..tools.base import ElicitationResult, Tool, ToolContext, ToolDefinition, ToolResult, Toolset
+from . import events
+from .convert import from_model_response, model_tool_definitions, to_model_messages, tool_call_of
+from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
+from .permissions import decide
+from .recorder import SessionRecorder
+from .title import generate_title
+
+log = logging.getLogger("nbsession.runtime")
+
+CONFIRMATIONS = ("approve", "approve-session", "approve-tool", "reject")
+ELICITATION_ACTIONS = ("accept", "decline", "cancel")
+REJECTED = "The user rejected the tool call."
+INTERRUPTED = (
+    "Interrupted: the tool call did not finish (the turn was cancelled or the server stopped)."
+)
+
+StopReason = Literal["normal", "error", "canceled"]
+
+
+class _TurnFailed(Exception):
+    """A model or store failure that ends the turn after an ``error`` event was emitted."""
+
+
+@dataclass
+class Run:
+    """One task of the runtime: a turn and the follow-up turns queued behind it.
+
+    ``end_seq`` is the sequence number of its final ``stream_stopped``; a run stream reading
+    the session's log stops there.
+    """
+
+    task: asyncio.Task[None] | None = None
+    end_seq: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Confirmation:
+    call: ToolCall
+    future: asyncio.Future[tuple[str, str]]
+    answered: bool = False
+
+
+@dataclass
+class _Elicitation:
+    id: str
+    future: asyncio.Future[ElicitationResult]
+
+
+@dataclass
+class _TurnState:
+    text: str = ""
+    reasoning: str = ""
+    unanswered: list[ToolCall] = field(default_factory=list)
+
+
+class AgentRuntime:
+    """The live runtime of one session, bound to an agent of an agent source."""
+
+    def __init__(
+        self,
+        *,
+        recorder: SessionRecorder,
+        team: TeamConfig,
+        agent_name: str,
+        toolsets: Sequence[Toolset],
+        tools: Sequence[Tool],
+        steer_capacity: int = 8,
+        followup_capacity: int = 8,
+    ) -> None:
+        self.recorder = recorder
+        self.team = team
+        self.agent_name = team.agent(agent_name).name
+        self.steer_capacity = steer_capacity
+        self.followup_capacity = followup_capacity
+        self._toolsets = list(toolsets)
+        self._tools = {tool.definition.name: tool for tool in tools}
+        self._steer: deque[Message] = deque()
+        self._followups: deque[Message] = deque()
+        self._models: dict[ModelConfig, Model] = {}
+        self._confirmation: _Confirmation | None = None
+        self._elicitation: _Elicitation | None = None
+        self._cancelling = False
+        self.streaming = False
+        self.run: Run | None = None
+
+    @classmethod
+    async def create(
+        cls, recorder: SessionRecorder, team: TeamConfig, agent_name: str, **capacities: int
+    ) -> AgentRuntime:
+        """Build the agent's toolsets and list their tools."""
+        agent = team.agent(agent_name)
+        toolsets = build_toolsets((ts.type, ts.options) for ts in agent.toolsets)
+        tools: list[Tool] = []
+        for toolset in toolsets:
+            tools.extend(await toolset.tools())
+        return cls(
+            recorder=recorder,
+            team=team,
+            agent_name=agent.name,
+            toolsets=toolsets,
+            tools=tools,
+            **capacities,
+        )
+
+    # -- facts --------------------------------------------------------------------------
+
+    @property
+    def agent(self) -> AgentConfig:
+        return self.team.agent(self.agent_name)
+
+    @property
+    def session_id(self) -> str:
+        return self.recorder.session_id
+
+    @property
+    def tool_definitions(self) -> list[ToolDefinition]:
+        return [tool.definition for tool in self._tools.values()]
+
+    def current_model(self) -> ResolvedModel:
+        """The override for this agent if the session has one, else the agent's model."""
+        override = self.recorder.session.agent_model_overrides.get(self.agent_name)
+        return resolve_ref(self.team, override or self.agent.model)
+
+    def queue_status(self) -> dict[str, dict[str, int]]:
+        return {
+            "steer": {"depth": len(self._steer), "capacity": self.steer_capacity},
+            "followup": {"depth": len(self._followups), "capacity": self.followup_capacity},
+        }
+
+    def available_models(self) -> dict[str, Any]:
+        """The models this agent can switch between, the current one marked (SPEC 2)."""
+        default_ref = self.agent.model
+        current_ref = self.current_model().ref
+        refs = self.team.model_refs()
+        for ref in (default_ref, current_ref):
+            if ref not in refs:
+                refs.append(ref)
+        models = []
+        for ref in refs:
+            config = self.team.model_for(ref)
+            models.append(
+                {
+                    "ref": ref,
+                    "name": config.name,
+                    "provider": config.provider,
+                    "model": config.model,
+                    "is_default": ref == default_ref,
+                    "is_current": ref == current_ref,
+                }
+            )
+        return {"agent": self.agent_name, "current_model_ref": current_ref, "models": models}
+
+    # -- control ------------------------------------------------------------------------
+
+    async def set_model(self, ref: str) -> str:
+        """Set (or with ``""`` clear) this agent's model override; persisted before applied."""
+        overrides = dict(self.recorder.session.agent_model_overrides)
+        if ref:
+            overrides[self.agent_name] = resolve_ref(self.team, ref).ref
+        else:
+            overrides.pop(self.agent_name, None)
+        await self.recorder.update(agent_model_overrides=overrides)
+        return overrides.get(self.agent_name, "")
+
+    async def start(self, messages: Sequence[Message]) -> Run:
+        """Commit the user messages and start a run.
+
+        The caller has checked that the runtime is idle; ``streaming`` is set before the first
+        await so a concurrent caller sees the session busy.
+        """
+        self.streaming = True
+        self._cancelling = False
+        run = Run()
+        self.run = run
+        try:
+            await self.close_dangling_tool_calls()
+            for message in messages:
+                await self._append_user(message)
+        except BaseException:
+            self.streaming = False
+            run.done.set()
+            raise
+        run.task = asyncio.get_running_loop().create_task(self._run(run))
+        return run
+
+    def steer(self, messages: Sequence[Message]) -> None:
+        if len(self._steer) + len(messages) > self.steer_capacity:
+            raise QueueFull("steer", self.steer_capacity)
+        self._steer.extend(messages)
+
+    def enqueue_follow_ups(self, messages: Sequence[Message]) -> None:
+        if len(self._followups) + len(messages) > self.followup_capacity:
+            raise QueueFull("follow-up", self.followup_capacity)
+        self._followups.extend(messages)
+
+    def cancel(self) -> bool:
+        """Cancel the running task; False when there is nothing to cancel."""
+        run = self.run
+        if not self.streaming or run is None or run.task is None:
+            return False
+        if not self._cancelling:
+            self._cancelling = True
+            run.task.cancel()
+        return True
+
+    async def resume(self, confirmation: str, reason: str = "", tool_name: str = "") -> None:
+        """Answer the pending tool-call confirmation (SPEC 5); persisted answers first."""
+        if confirmation not in CONFIRMATIONS:
+            expected = ", ".join(CONFIRMATIONS)
+            raise InvalidConfirmation(
+                f"Unknown confirmation {confirmation!r}; expected one of {expected}.",
+                field="confirmation",
+            )
+        pending = self._confirmation
+        if pending is None or pending.answered or pending.future.done():
+            raise NothingPending("No tool call is waiting for a confirmation.")
+        pending.answered = True
+        try:
+            if confirmation == "approve-session":
+                await self.recorder.update(tools_approved=True)
+            elif confirmation == "approve-tool":
+                await self._allow_tool(tool_name or pending.call.function.name)
+        except BaseException:
+            pending.answered = False
+            raise
+        if pending.future.done():  # cancelled while we were persisting
+            raise NothingPending("The tool call is no longer waiting for a confirmation.")
+        pending.future.set_result((confirmation, reason))
+        self.recorder.emit(events.authorization_event(self.agent_name, confirmation))
+
+    def resume_elicitation(
+        self, action: str, content: Any = None, elicitation_id: str = ""
+    ) -> None:
+        if action not in ELICITATION_ACTIONS:
+            raise InvalidRequest(
+                f"Unknown action {action!r}; expected accept, decline or cancel.", field="action"
+            )
+        if content is not None and not isinstance(content, dict):
+            raise InvalidRequest("content must be a JSON object.", field="content")
+        pending = self._elicitation
+        if pending is None or pending.future.done():
+            raise NothingPending("No elicitation is waiting for an answer.")
+        if elicitation_id and elicitation_id != pending.id:
+            raise NothingPending(f"Elicitation {elicitation_id!r} is not the one pending.")
+        pending.future.set_result(ElicitationResult(action=action, content=content))  # type: ignore[arg-type]
+        self.recorder.emit(events.authorization_event(self.agent_name, action))
+
+    async def close(self) -> None:
+        """Release the toolsets (processes, connections)."""
+        for toolset in self._toolsets:
+            try:
+                await toolset.close()
+            except Exception:
+                log.exception("closing toolset %s failed", toolset.type)
+
+    async def close_dangling_tool_calls(self) -> None:
+        """Answer tool calls left without a result (a crash mid-turn) as interrupted (SPEC 8)."""
+        answered: set[str] = set()
+        asked: list[ToolCall] = []
+        for message in self.recorder.session.chat_messages():
+            chat = message.message
+            if chat.role == "tool" and chat.tool_call_id:
+                answered.add(chat.tool_call_id)
+            asked.extend(chat.tool_calls or [])
+        for call in asked:
+            if call.id not in answered:
+                await self._commit_tool_result(call, ToolResult(INTERRUPTED, is_error=True))
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def _run(self, run: Run) -> None:
+        try:
+            while True:
+                reason = await self._turn()
+                final = reason == "canceled" or self._cancelling or not self._followups
+                entry = self.recorder.emit(
+                    events.stream_stopped(self.session_id, self.agent_name, reason)
+                )
+                if final:
+                    self._finish(run, entry.seq if entry else None)
+                    return
+                await self._append_user(self._followups.popleft())
+        except asyncio.CancelledError:  # cancelled between two turns: the last one has ended
+            self._finish(run, self.recorder.log.last_seq)
+        except Exception:
+            log.exception("run of session %s failed", self.session_id)
+            self._finish(run, self.recorder.log.last_seq)
+
+    def _finish(self, run: Run, end_seq: int | None) -> None:
+        self.streaming = False
+        self._cancelling = False
+        run.end_seq = end_seq if end_seq is not None else self.recorder.log.last_seq
+        run.done.set()
+
+    async def _turn(self) -> StopReason:
+        session = self.recorder.session
+        agent = self.agent
+        self.recorder.emit(events.stream_started(self.session_id, agent.name))
+        try:
+            resolved = self.current_model()
+        except InvalidRequest as exc:
+            self.recorder.emit(
+                events.error(self.session_id, agent.name, exc.message, "model_error")
+            )
+            return "error"
+        self.recorder.emit(
+            events.agent_info(agent.name, resolved.label, agent.description, agent.welcome_message)
+        )
+        title_task = self._start_title(resolved)
+        state = _TurnState()
+        iterations = 0
+        limit = session.max_iterations or agent.max_iterations
+        try:
+            while True:
+                await self._drain_steer()
+                if limit and iterations >= limit:
+                    self.recorder.emit(events.max_iterations_reached(agent.name, limit))
+                    break
+                iterations += 1
+                calls = await self._model_turn(resolved, state)
+                if not calls:
+                    if self._steer:
+                        continue
+                    break
+                state.unanswered = list(calls)
+                for call in calls:
+                    await self._execute(call)
+                    state.unanswered.remove(call)
+            if title_task is not None:
+                await title_task
+            return "normal"
+        except asyncio.CancelledError:
+            if title_task is not None:
+                title_task.cancel()
+            await self._after_cancel(state)
+            return "canceled"
+        except _TurnFailed:
+            if title_task is not None:
+                title_task.cancel()
+            return "error"
+
+    async def _after_cancel(self, state: _TurnState) -> None:
+        """Keep what the user saw and leave no call unanswered, even when cancelled."""
+        try:
+            if state.text or state.reasoning:
+                chat = ChatMessage(
+                    role="assistant",
+                    content=state.text,
+                    reasoning_content=state.reasoning or None,
+                    created_at=utc_now().isoformat(),
+                )
+                await self.recorder.append_message(
+                    Message(agent_name=self.agent_name, message=chat)
+                )
+            for call in state.unanswered:
+                await self._commit_tool_result(call, ToolResult(INTERRUPTED, is_error=True))
+        except Exception:
+            log.exception("saving the cancelled turn of session %s failed", self.session_id)
+
+    async def _model_turn(self, resolved: ResolvedModel, state: _TurnState) -> list[ToolCall]:
+        """Stream one model response, commit it, and return its tool calls."""
+        agent = self.agent
+        sid = self.session_id
+        state.text = state.reasoning = ""
+        try:
+            model = self._model(resolved.config)
+            history = to_model_messages(self.recorder.session.messages, agent.instruction)
+            params = ModelRequestParameters(
+                function_tools=model_tool_definitions(self.tool_definitions),
+                allow_text_output=True,
+            )
+            calls: dict[int, ToolCallPart] = {}
+            async with model_request_stream(
+                model,
+                history,
+                model_settings=model_settings(resolved.config),
+                model_request_parameters=params,
+            ) as stream:
+                async for event in stream:
+                    self._relay(event, state, calls)
+                response = stream.get()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("model call of session %s failed: %s", sid, exc)
+            message = str(exc) or type(exc).__name__
+            self.recorder.emit(events.error(sid, agent.name, message, "model_error"))
+            raise _TurnFailed from exc
+        return await self._commit_response(response, resolved)
+
+    def _relay(self, event: object, state: _TurnState, calls: dict[int, ToolCallPart]) -> None:
+        """Forward one streamed part event to the session's log as docker-agent events."""
+        sid, name = self.session_id, self.agent_name
+        if isinstance(event, PartStartEvent):
+            part = event.part
+            if isinstance(part, TextPart) and part.content:
+                state.text += part.content
+                self.recorder.emit(events.agent_choice(sid, name, part.content))
+            elif isinstance(part, ThinkingPart) and part.content:
+                state.reasoning += part.content
+                self.recorder.emit(events.agent_choice_reasoning(sid, name, part.content))
+            elif isinstance(part, ToolCallPart):
+                calls[event.index] = part
+                self._emit_partial(part)
+        elif isinstance(event, PartDeltaEvent):
+            delta = event.delta
+            if isinstance(delta, TextPartDelta) and delta.content_delta:
+                state.text += delta.content_delta
+                self.recorder.emit(events.agent_choice(sid, name, delta.content_delta))
+            elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
+                state.reasoning += delta.content_delta
+                self.recorder.emit(events.agent_choice_reasoning(sid, name, delta.content_delta))
+            elif isinstance(delta, ToolCallPartDelta) and event.index in calls:
+                part = delta.apply(calls[event.index])
+                if isinstance(part, ToolCallPart):
+                    calls[event.index] = part
+                    self._emit_partial(part)
+
+    def _emit_partial(self, part: ToolCallPart) -> None:
+        tool = self._tools.get(part.tool_name)
+        definition = tool.definition if tool else None
+        self.recorder.emit(
+            events.partial_tool_call(self.agent_name, tool_call_of(part), definition)
+        )
+
+    async def _commit_response(
+        self, response: ModelResponse, resolved: ResolvedModel
+    ) -> list[ToolCall]:
+        sid, agent_name = self.session_id, self.agent_name
+        chat = from_model_response(response, resolved.label)
+        cost = _cost(response)
+        chat.cost = cost or None
+        session = self.recorder.session
+        try:
+            await self.recorder.append_message(Message(agent_name=agent_name, message=chat))
+            await self.recorder.update(
+                input_tokens=session.input_tokens + response.usage.input_tokens,
+                output_tokens=session.output_tokens + response.usage.output_tokens,
+                cost=session.cost + cost,
+            )
+        except Exception as exc:
+            log.exception("saving the response of session %s failed", sid)
+            self.recorder.emit(events.error(sid, agent_name, f"Could not save the answer: {exc}"))
+            raise _TurnFailed from exc
+        usage = {
+            "input_tokens": session.input_tokens,
+            "output_tokens": session.output_tokens,
+            "context_length": response.usage.input_tokens + response.usage.output_tokens,
+            "context_limit": 0,
+            "cost": session.cost,
+        }
+        self.recorder.emit(events.token_usage(sid, agent_name, usage))
+        return list(chat.tool_calls or [])
+
+    async def _execute(self, call: ToolCall) -> None:
+        """Run one tool call through the approval policy and commit its result."""
+        session = self.recorder.session
+        tool = self._tools.get(call.function.name)
+        definition = tool.definition if tool else None
+        self.recorder.emit(events.tool_call(self.agent_name, call, definition))
+        result: ToolResult | None = None
+        if tool is None:
+            result = ToolResult(f"Tool {call.function.name!r} is not available.", is_error=True)
+        else:
+            decision = decide(
+                call.function.name,
+                read_only=tool.definition.read_only,
+                tools_approved=session.tools_approved,
+                session=session.permissions,
+                agent=self.team.permissions,
+            )
+            if decision == "deny":
+                result = ToolResult(
+                    f"Denied: the permissions do not allow {call.function.name!r}.", is_error=True
+                )
+            elif decision == "ask":
+                answer, reason = await self._confirm(call, tool.definition)
+                if answer == "reject":
+                    text = f"{REJECTED} Reason: {reason}" if reason else REJECTED
+                    result = ToolResult(text, is_error=True)
+            if result is None:
+                result = await self._call_tool(tool, call)
+        await self._commit_tool_result(call, result, definition)
+
+    async def _confirm(self, call: ToolCall, definition: ToolDefinition) -> tuple[str, str]:
+        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        self._confirmation = _Confirmation(call=call, future=future)
+        self.recorder.emit(events.tool_call_confirmation(self.agent_name, call, definition))
+        try:
+            return await future
+        finally:
+            self._confirmation = None
+
+    async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return ToolResult(f"The arguments are not valid JSON: {exc}", is_error=True)
+        if not isinstance(arguments, dict):
+            return ToolResult("The arguments must be a JSON object.", is_error=True)
+        ctx = ToolContext(
+            session_id=self.session_id,
+            working_dir=self.recorder.session.working_dir,
+            elicit=self._elicit,
+        )
+        try:
+            return await tool.call(arguments, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("tool %s failed in session %s", call.function.name, self.session_id)
+            message = f"Tool {call.function.name!r} failed: {exc}"
+            self.recorder.emit(
+                events.error(self.session_id, self.agent_name, message, "tool_failed")
+            )
+            return ToolResult(message, is_error=True)
+
+    async def _elicit(self, message: str, schema: Any) -> ElicitationResult:
+        """Ask the user for structured input on behalf of a tool and wait for the answer."""
+        pending = _Elicitation(id=new_id(), future=asyncio.get_running_loop().create_future())
+        self._elicitation = pending
+        self.recorder.emit(events.elicitation_request(self.agent_name, message, schema, pending.id))
+        try:
+            return await pending.future
+        finally:
+            self._elicitation = None
+
+    async def _commit_tool_result(
+        self, call: ToolCall, result: ToolResult, definition: ToolDefinition | None = None
+    ) -> None:
+        chat = ChatMessage(
+            role="tool",
+            content=result.output,
+            tool_call_id=call.id,
+            is_error=result.is_error or None,
+            created_at=utc_now().isoformat(),
+        )
+        await self.recorder.append_message(Message(agent_name=self.agent_name, message=chat))
+        if definition is None and call.function.name in self._tools:
+            definition = self._tools[call.function.name].definition
+        self.recorder.emit(events.tool_call_response(self.agent_name, call, definition, result))
+
+    async def _append_user(self, message: Message) -> None:
+        position = await self.recorder.append_message(message)
+        self.recorder.emit(events.user_message(self.session_id, message, position))
+
+    async def _drain_steer(self) -> None:
+        while self._steer:
+            await self._append_user(self._steer.popleft())
+
+    async def _allow_tool(self, name: str) -> None:
+        current = self.recorder.session.permissions or Permissions()
+        if name in current.allow:
+            return
+        updated = current.model_copy(update={"allow": [*current.allow, name]})
+        await self.recorder.update(permissions=updated)
+
+    def _model(self, config: ModelConfig) -> Model:
+        model = self._models.get(config)
+        if model is None:
+            model = self._models[config] = build_model(config)
+        return model
+
+    def _start_title(self, resolved: ResolvedModel) -> asyncio.Task[None] | None:
+        session = self.recorder.session
+        if session.title:
+            return None
+        first = next((m for m in session.chat_messages() if m.message.role == "user"), None)
+        if first is None:
+            return None
+        return asyncio.get_running_loop().create_task(
+            self._set_title(resolved, first.message.content)
+        )
+
+    async def _set_title(self, resolved: ResolvedModel, first_message: str) -> None:
+        try:
+            model = self._model(resolved.config)
+        except ModelUnavailable:
+            return
+        title = await generate_title(model, first_message)
+        if self.recorder.session.title:  # someone named it meanwhile
+            return
+        try:
+            await self.recorder.update(title=title)
+        except Exception:
+            log.exception("saving the title of session %s failed", self.session_id)
+            return
+        self.recorder.emit(events.session_title(self.session_id, title))
+
+
+def _cost(response: ModelResponse) -> float:
+    """The response's price when genai-prices knows the model, else 0."""
+    try:
+        return float(response.cost().total_price)
+    except Exception:
+        return 0.0

@@ -1,0 +1,48 @@
+"""The single writer of a live session: store first, then memory, then the event.
+
+Keeping that order in one place is what makes the crash guarantee hold: no event announces a
+message that is not committed, and an in-memory session never runs ahead of its store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..eventlog import EventLog, LogClosed, LogEntry
+from ..session import Item, Message, Session
+from ..store.base import Store
+
+
+class SessionRecorder:
+    """Writes one session through the store and publishes its events to its log."""
+
+    def __init__(self, session: Session, store: Store, log: EventLog) -> None:
+        self.session = session
+        self.store = store
+        self.log = log
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    def emit(self, event: dict[str, Any]) -> LogEntry | None:
+        """Publish an event; after the session was deleted its log is closed and this is a no-op."""
+        try:
+            return self.log.append(event)
+        except LogClosed:
+            return None
+
+    async def append(self, item: Item) -> int:
+        """Commit an item, then add it to the in-memory session; returns its position."""
+        position = await self.store.append_item(self.session.id, item)
+        self.session.messages.append(item)
+        return position
+
+    async def append_message(self, message: Message) -> int:
+        return await self.append(Item(message=message))
+
+    async def update(self, **fields: Any) -> None:
+        """Commit some session fields, then apply them in memory (all or nothing)."""
+        await self.store.update_session(self.session.id, fields)
+        for name, value in fields.items():
+            setattr(self.session, name, value)

@@ -1,0 +1,204 @@
+"""The persisted data model: sessions, items, messages, permissions and usage.
+
+Field names are docker-agent's JSON names (SPEC 4), so a session serialised here reads the same
+to a docker-agent client. These are pydantic models because every one of them crosses a JSON
+edge (HTTP, SQLite, recovery files) and must be validated with errors that name the field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A random id for sessions and messages (docker-agent uses UUIDv4 strings too)."""
+    return str(uuid.uuid4())
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The docker-agent JSON shape of this object."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Permissions(_Model):
+    """Shell-style glob patterns on tool names (SPEC 5): deny, then allow, then ask."""
+
+    allow: list[str] = Field(default_factory=list)
+    ask: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+    @field_validator("allow", "ask", "deny", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(_Model):
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+
+class Usage(_Model):
+    """Tokens and cost of one model response."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cached_output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class ChatMessage(_Model):
+    """One message of the conversation as a model sees it."""
+
+    role: Role
+    content: str = ""
+    multi_content: list[dict[str, Any]] | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    is_error: bool | None = None
+    created_at: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    cost: float | None = None
+
+
+class Message(_Model):
+    """A chat message as the session stores it: who produced it and whether a user saw it."""
+
+    id: str = Field(default_factory=new_id)
+    agent_name: str = Field(default="", alias="agentName")
+    message: ChatMessage
+    implicit: bool | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _blank_id_is_new(cls, value: Any) -> Any:
+        return value or new_id()
+
+
+class Item(_Model):
+    """One entry of ``Session.messages``: a message, a sub-session or a summary."""
+
+    message: Message | None = None
+    sub_session: Session | None = None
+    summary: str | None = None
+    first_kept_entry: int | None = None
+    cost: float | None = None
+
+    @property
+    def kind(self) -> Literal["message", "sub_session", "summary"]:
+        if self.message is not None:
+            return "message"
+        if self.sub_session is not None:
+            return "sub_session"
+        return "summary"
+
+
+class Session(_Model):
+    """A persisted conversation and its settings."""
+
+    id: str = Field(default_factory=new_id)
+    title: str = ""
+    messages: list[Item] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utc_now)
+    tools_approved: bool = False
+    hide_tool_results: bool = False
+    working_dir: str = ""
+    max_iterations: int = 0
+    starred: bool = False
+    thinking: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    permissions: Permissions | None = None
+    agent_model_overrides: dict[str, str] = Field(default_factory=dict)
+    custom_models_used: list[str] = Field(default_factory=list)
+    parent_id: str = ""
+
+    @field_validator("created_at")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime) -> datetime:
+        """Sessions are ordered by ``created_at``: naive times do not compare with aware ones."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _null_messages(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("agent_model_overrides", mode="before")
+    @classmethod
+    def _null_overrides(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("custom_models_used", mode="before")
+    @classmethod
+    def _null_models(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def chat_messages(self) -> list[Message]:
+        """The session's own messages, in order (summaries and sub-sessions left out)."""
+        return [item.message for item in self.messages if item.message is not None]
+
+    def summary(self) -> SessionSummary:
+        return SessionSummary(
+            id=self.id,
+            title=self.title,
+            created_at=self.created_at,
+            num_messages=sum(1 for item in self.messages if item.message is not None),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            working_dir=self.working_dir,
+            starred=self.starred,
+        )
+
+
+# Fields of a session that live in its own row, as opposed to its items.
+META_FIELDS: frozenset[str] = frozenset(Session.model_fields) - {"messages", "id"}
+
+
+class SessionSummary(_Model):
+    """What a session list shows: no message bodies are read to build it."""
+
+    id: str
+    title: str
+    created_at: datetime
+    num_messages: int
+    input_tokens: int
+    output_tokens: int
+    working_dir: str
+    starred: bool
+
+
+def user_message(content: str, agent_name: str = "", **extra: Any) -> Message:
+    """A user message as the runtime and the manager append it."""
+    return Message(
+        agent_name=agent_name,
+        message=ChatMessage(
+            role="user", content=content, created_at=utc_now().isoformat(), **extra
+        ),
+    )
+
+
+Item.model_rebuild()

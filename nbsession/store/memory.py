@@ -1,0 +1,80 @@
+"""A store that keeps sessions in this process only: for tests and ``db_path=":memory:"``.
+
+It follows the same contract as the SQLite store (errors, ordering, field-level updates) so
+the layers above can be tested against either. Everything stored or returned is a deep copy:
+a caller mutating a session it got must not change what the store holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import Conflict, NotFound, UnknownSession
+from ..session import META_FIELDS, Item, Session, SessionSummary
+
+
+class MemoryStore:
+    """Sessions in a dict, keyed by id, in insertion order."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    async def open(self) -> None:
+        """Nothing to prepare: the dict exists from construction."""
+
+    async def close(self) -> None:
+        """Nothing to release; the sessions stay readable, as a closed file's would on disk."""
+
+    async def ping(self) -> bool:
+        return True
+
+    async def create_session(self, session: Session) -> None:
+        if session.id in self._sessions:
+            raise Conflict(f"A session with id {session.id!r} already exists.")
+        self._sessions[session.id] = session.model_copy(deep=True)
+
+    async def get_session(self, session_id: str) -> Session:
+        return self._get(session_id).model_copy(deep=True)
+
+    async def has_session(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    async def list_summaries(self) -> list[SessionSummary]:
+        # Newest first; among equal times the later-created first, as SQLite's rowid order.
+        newest_inserted_first = reversed(self._sessions.values())
+        ordered = sorted(newest_inserted_first, key=lambda s: s.created_at, reverse=True)
+        return [session.summary() for session in ordered]
+
+    async def delete_session(self, session_id: str) -> None:
+        self._get(session_id)
+        del self._sessions[session_id]
+
+    async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        unknown = set(fields) - META_FIELDS
+        if unknown:
+            raise ValueError(f"Not session fields: {', '.join(sorted(unknown))}.")
+        stored = self._get(session_id)
+        # Validate through the model so a bad value fails here, not on the next read.
+        validated = Session.model_validate(dict(fields)).model_copy(deep=True)
+        changes = {name: getattr(validated, name) for name in fields}
+        self._sessions[session_id] = stored.model_copy(update=changes)
+
+    async def append_item(self, session_id: str, item: Item) -> int:
+        items = self._get(session_id).messages
+        items.append(item.model_copy(deep=True))
+        return len(items) - 1
+
+    async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
+        items = self._get(session_id).messages
+        for position, existing in enumerate(items):
+            if existing.message is not None and existing.message.id == message_id:
+                items[position] = item.model_copy(deep=True)
+                return
+        raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
+
+    def _get(self, session_id: str) -> Session:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise UnknownSession(session_id) from None

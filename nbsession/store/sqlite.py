@@ -1,0 +1,336 @@
+"""The default store: one SQLite file, one row per session and one row per item.
+
+Appending a message is one INSERT and listing sessions counts items without reading their
+bodies, so neither grows with the length of a conversation. sqlite3 blocks, so every call runs
+on one dedicated worker thread that owns the connection; the event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from ..errors import Conflict, NotFound, StoreError, UnknownSession
+from ..session import META_FIELDS, Item, Session, SessionSummary
+
+T = TypeVar("T")
+
+# MIGRATIONS[n] takes the schema from user_version n to n + 1. Append new steps; never edit
+# one that has shipped, since files in the wild have already run it.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            title TEXT NOT NULL,
+            tools_approved INTEGER NOT NULL,
+            hide_tool_results INTEGER NOT NULL,
+            working_dir TEXT NOT NULL,
+            max_iterations INTEGER NOT NULL,
+            starred INTEGER NOT NULL,
+            thinking INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            permissions TEXT,
+            agent_model_overrides TEXT NOT NULL,
+            custom_models_used TEXT NOT NULL,
+            parent_id TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE items (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            message_id TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('message', 'sub_session', 'summary')),
+            body TEXT NOT NULL,
+            PRIMARY KEY (session_id, position)
+        )
+        """,
+        "CREATE INDEX items_message ON items(session_id, message_id)",
+        # Covers the message count of list_summaries, so it never touches item rows.
+        "CREATE INDEX items_kind ON items(session_id, kind)",
+        "CREATE INDEX sessions_created ON sessions(created_at)",
+    ),
+]
+
+# Session fields stored as JSON text rather than as a scalar column.
+_JSON_COLUMNS = frozenset({"permissions", "agent_model_overrides", "custom_models_used"})
+# Fixed width and UTC, so that ordering the text orders the instants.
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SUMMARY_COLUMNS = "id, title, created_at, input_tokens, output_tokens, working_dir, starred"
+
+
+class SQLiteStore:
+    """Sessions in the SQLite file at ``path`` (its directory is created if missing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbsession-sqlite")
+        try:
+            await self._submit(self._connect)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            # The worker runs jobs in order, so every write submitted before this one finishes.
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run(lambda conn: conn.execute("SELECT 1").fetchone()[0] == 1)
+        except Exception:
+            return False
+
+    async def create_session(self, session: Session) -> None:
+        row = _columns(session, META_FIELDS)
+        names = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        items = [
+            (session.id, position, *_item_row(item))
+            for position, item in enumerate(session.messages)
+        ]
+
+        def create(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "IMMEDIATE"):
+                inserted = conn.execute(
+                    f"INSERT INTO sessions (id, {names}) VALUES (?, {marks})"
+                    " ON CONFLICT(id) DO NOTHING",
+                    (session.id, *row.values()),
+                )
+                if inserted.rowcount == 0:
+                    raise Conflict(f"A session with id {session.id!r} already exists.")
+                conn.executemany(
+                    "INSERT INTO items (session_id, position, message_id, kind, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    items,
+                )
+
+        await self._run(create)
+
+    async def get_session(self, session_id: str) -> Session:
+        def read(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+            with _transaction(conn, "DEFERRED"):  # one snapshot for the row and its items
+                row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                if row is None:
+                    raise UnknownSession(session_id)
+                items = conn.execute(
+                    "SELECT position, body FROM items WHERE session_id = ? ORDER BY position",
+                    (session_id,),
+                ).fetchall()
+                return row, items
+
+        row, items = await self._run(read)
+        try:
+            data = _row_fields(row)
+            data["messages"] = [Item.model_validate_json(item["body"]) for item in items]
+            return Session.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            raise StoreError(f"Session {session_id!r} in {self.path} is unreadable: {exc}") from exc
+
+    async def has_session(self, session_id: str) -> bool:
+        def exists(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                is not None
+            )
+
+        return await self._run(exists)
+
+    async def list_summaries(self) -> list[SessionSummary]:
+        def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS}, (SELECT COUNT(*) FROM items"
+                " WHERE items.session_id = sessions.id AND items.kind = 'message') AS num_messages"
+                " FROM sessions ORDER BY created_at DESC, rowid DESC"
+            ).fetchall()
+
+        rows = await self._run(read)
+        return [SessionSummary.model_validate(dict(row)) for row in rows]
+
+    async def delete_session(self, session_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "IMMEDIATE"):  # items go with it: ON DELETE CASCADE
+                if conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
+                    raise UnknownSession(session_id)
+
+        await self._run(delete)
+
+    async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        unknown = set(fields) - META_FIELDS
+        if unknown:
+            raise ValueError(f"Not session fields: {', '.join(sorted(unknown))}.")
+        if not fields:
+            if not await self.has_session(session_id):
+                raise UnknownSession(session_id)
+            return
+        # Validate through the model so a bad value fails here, not on the next read.
+        row = _columns(Session.model_validate(dict(fields)), fields)
+        assignments = ", ".join(f"{name} = ?" for name in row)
+
+        def update(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "IMMEDIATE"):
+                changed = conn.execute(
+                    f"UPDATE sessions SET {assignments} WHERE id = ?", (*row.values(), session_id)
+                ).rowcount
+                if changed == 0:
+                    raise UnknownSession(session_id)
+
+        await self._run(update)
+
+    async def append_item(self, session_id: str, item: Item) -> int:
+        values = _item_row(item)
+
+        def append(conn: sqlite3.Connection) -> int:
+            # IMMEDIATE takes the write lock first, so another process cannot take the same
+            # position between reading MAX(position) and inserting.
+            with _transaction(conn, "IMMEDIATE"):
+                inserted = conn.execute(
+                    "INSERT INTO items (session_id, position, message_id, kind, body)"
+                    " SELECT id, (SELECT COALESCE(MAX(position) + 1, 0) FROM items"
+                    " WHERE session_id = sessions.id), ?, ?, ? FROM sessions WHERE id = ?"
+                    " RETURNING position",
+                    (*values, session_id),
+                ).fetchall()
+                if not inserted:
+                    raise UnknownSession(session_id)
+                return int(inserted[0][0])
+
+        return await self._run(append)
+
+    async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
+        values = _item_row(item)
+
+        def update(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "IMMEDIATE"):
+                changed = conn.execute(
+                    "UPDATE items SET message_id = ?, kind = ?, body = ?"
+                    " WHERE session_id = ? AND message_id = ?",
+                    (*values, session_id, message_id),
+                ).rowcount
+                if changed:
+                    return
+                if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                    raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
+                raise UnknownSession(session_id)
+
+        await self._run(update)
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` with the connection, on the worker thread that owns it."""
+        return await self._submit(lambda: job(self._connection()))
+
+    async def _submit(self, call: Callable[[], T]) -> T:
+        """Run ``call`` on the worker thread, turning SQLite failures into ``StoreError``."""
+        if self._executor is None:
+            raise StoreError(f"The session store {self.path} is not open.")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            raise StoreError(f"The session store {self.path} failed: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:  # open() failed, or close() ran first
+            raise StoreError(f"The session store {self.path} is not open.")
+        return self._conn
+
+    def _connect(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; _transaction says where each begins.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses nothing when the process dies (kill -9, a crash): commits
+            # are in the WAL file already. Only an OS crash or power loss may drop the last ones.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+@contextmanager
+def _transaction(
+    conn: sqlite3.Connection, mode: Literal["DEFERRED", "IMMEDIATE"]
+) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back if it raised."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this file has not run yet, all or none."""
+    with _transaction(conn, "IMMEDIATE"):  # read the version under the lock: one migrator wins
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"Schema version {version} is newer than this nbsession knows ({len(MIGRATIONS)})."
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+
+def _columns(session: Session, names: Iterable[str]) -> dict[str, Any]:
+    """The column values of some of a session's own fields."""
+    row = session.model_dump(mode="json", include=set(names))
+    for name in _JSON_COLUMNS & row.keys():
+        row[name] = None if row[name] is None else json.dumps(row[name])
+    if "created_at" in row:
+        row["created_at"] = session.created_at.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    return row
+
+
+def _row_fields(row: sqlite3.Row) -> dict[str, Any]:
+    """The session fields of a ``sessions`` row (JSON columns parsed)."""
+    fields = dict(row)
+    for name in _JSON_COLUMNS:
+        if fields[name] is not None:
+            fields[name] = json.loads(fields[name])
+    return fields
+
+
+def _item_row(item: Item) -> tuple[str | None, str, str]:
+    """``message_id, kind, body`` of an item."""
+    message_id = item.message.id if item.message is not None else None
+    return message_id, item.kind, json.dumps(item.to_json())

@@ -1,0 +1,158 @@
+"""The toolset interface: what a tool advertises to the model and how the runtime calls it.
+
+Built-in toolsets (shell, think, todo) and later ones (filesystem, MCP, a kernel tool) all plug
+in here. A tool reports failures the model should see as ``ToolResult(is_error=True)``; an
+unexpected exception is left to propagate, because the runtime turns it into an error result
+in one place (and logs it) instead of every tool guessing how.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """What the model is told about a tool; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    read_only: bool = False
+    title: str = ""
+    category: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """docker-agent's ``tools.Tool`` JSON, as carried by ``tool_call`` events."""
+        annotations: dict[str, Any] = {"readOnlyHint": self.read_only}
+        if self.title:
+            annotations["title"] = self.title
+        return {
+            "name": self.name,
+            "category": self.category,
+            "description": self.description,
+            "parameters": dict(self.parameters),
+            "annotations": annotations,
+            "outputSchema": None,
+        }
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What the model sees as the answer to one tool call."""
+
+    output: str
+    is_error: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``result`` object of a ``tool_call_response`` event (SPEC 4)."""
+        return {"output": self.output, "is_error": self.is_error}
+
+
+@dataclass(frozen=True)
+class ElicitationResult:
+    """A person's answer to a question a tool asked through the host."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: Mapping[str, Any] | None = None
+
+
+Elicit = Callable[[str, Mapping[str, Any]], Awaitable[ElicitationResult]]
+
+
+@dataclass
+class ToolContext:
+    """Per-call facts a tool may need from the session that runs it.
+
+    ``elicit(message, json_schema)`` asks the user for structured input; it is ``None`` when
+    the host cannot ask (a headless run), so a tool must have a fallback.
+    """
+
+    session_id: str
+    working_dir: str
+    elicit: Elicit | None = None
+
+
+class Tool(ABC):
+    """One callable tool; ``definition`` is what the model sees."""
+
+    definition: ToolDefinition
+
+    @abstractmethod
+    async def call(self, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
+        """Run the tool with the model's (already JSON-decoded) arguments."""
+
+
+class Toolset(ABC):
+    """A group of tools configured together under one ``type`` (a ``toolsets`` entry).
+
+    ``tools`` is a coroutine because some toolsets (MCP) only learn their tools by asking a
+    server. One instance lives as long as a session's runtime, so toolsets may keep state.
+    """
+
+    type: ClassVar[str]
+
+    @abstractmethod
+    async def tools(self) -> list[Tool]:
+        """The tools this toolset currently offers."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release processes or connections the toolset holds (most hold none)."""
+
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+
+class FunctionTool(Tool, Generic[ArgsT]):
+    """A tool made of a pydantic model for its arguments and an async function.
+
+    The model gives both the advertised JSON Schema and the validation, so the two cannot
+    drift apart. Invalid arguments become an error result rather than an exception: a model
+    that sent a bad call should read what was wrong and try again.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str,
+        args: type[ArgsT],
+        func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult]],
+        read_only: bool = False,
+        title: str = "",
+        category: str = "",
+    ) -> None:
+        self.definition = ToolDefinition(
+            name=name,
+            description=description,
+            parameters=args.model_json_schema(),
+            read_only=read_only,
+            title=title,
+            category=category,
+        )
+        self._args = args
+        self._func = func
+
+    async def call(self, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
+        try:
+            parsed = self._args.model_validate(dict(arguments))
+        except ValidationError as exc:
+            return ToolResult(
+                f"Invalid arguments for {self.definition.name}: {_summarise(exc)}",
+                is_error=True,
+            )
+        return await self._func(parsed, ctx)
+
+
+def _summarise(exc: ValidationError) -> str:
+    """Pydantic's errors as one line a model can act on: ``field: problem; ...``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,457 @@
+"""The store contract, run against both backends, plus what only SQLite promises.
+
+pytest-jupyter runs the ``async def`` tests but has no async fixtures, so fixtures hand out
+unopened stores and each test opens them with ``opened``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from nbsession.errors import Conflict, NotFound, StoreError, UnknownSession
+from nbsession.session import (
+    META_FIELDS,
+    ChatMessage,
+    FunctionCall,
+    Item,
+    Message,
+    Permissions,
+    Session,
+    ToolCall,
+    Usage,
+    user_message,
+)
+from nbsession.store import MemoryStore, SQLiteStore, Store
+from nbsession.store import sqlite as sqlite_module
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "sessions.db"  # the store creates the missing directory
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, db_path: Path) -> Callable[[], Store]:
+    """A factory of unopened stores; SQLite ones share one file, so a second one reopens it."""
+    if request.param == "memory":
+        return MemoryStore
+    return lambda: SQLiteStore(str(db_path))
+
+
+@asynccontextmanager
+async def opened(store: Store) -> AsyncIterator[Store]:
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def message_item(content: str = "hi", role: str = "user") -> Item:
+    return Item(message=Message(agent_name="root", message=ChatMessage(role=role, content=content)))
+
+
+def rich_session(created_at: datetime = T0, title: str = "rich") -> Session:
+    """A session using every kind of item and every non-default setting."""
+    tool_call = ToolCall(
+        id="call-1", function=FunctionCall(name="shell", arguments='{"cmd": "ls"}')
+    )
+    assistant = ChatMessage(
+        role="assistant",
+        content="",
+        reasoning_content="look first",
+        tool_calls=[tool_call],
+        usage=Usage(input_tokens=10, output_tokens=3, reasoning_tokens=1),
+        model="openai/gpt-4o",
+        cost=0.0125,
+    )
+    tool = ChatMessage(role="tool", content="a.txt", tool_call_id="call-1", is_error=False)
+    sub = Session(title="sub", created_at=T0, messages=[message_item("sub task")], parent_id="p")
+    return Session(
+        title=title,
+        created_at=created_at,
+        messages=[
+            Item(message=user_message("list files", agent_name="root")),
+            Item(message=Message(agent_name="root", message=assistant)),
+            Item(message=Message(agent_name="root", message=tool, implicit=True)),
+            Item(sub_session=sub, cost=0.5),
+            Item(summary="they listed files", first_kept_entry=2),
+        ],
+        tools_approved=True,
+        hide_tool_results=True,
+        working_dir="/tmp/work",
+        max_iterations=7,
+        starred=True,
+        thinking=True,
+        input_tokens=100,
+        output_tokens=40,
+        cost=1.25,
+        permissions=Permissions(allow=["read_*"], ask=["shell"], deny=["rm*"]),
+        agent_model_overrides={"root": "anthropic/claude-sonnet-4-0"},
+        custom_models_used=["anthropic/claude-sonnet-4-0"],
+    )
+
+
+# The contract, for both backends.
+
+
+async def test_create_get_round_trip(make_store: Callable[[], Store]) -> None:
+    session = rich_session()
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        assert await store.get_session(session.id) == session
+        assert await store.has_session(session.id)
+        assert not await store.has_session("nope")
+
+
+async def test_naive_created_at_is_read_back_as_utc(make_store: Callable[[], Store]) -> None:
+    session = Session(created_at=datetime(2025, 1, 2, 3, 4, 5))
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        got = await store.get_session(session.id)
+    assert (
+        got.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc) == session.created_at
+    )
+
+
+async def test_stored_state_is_a_copy(make_store: Callable[[], Store]) -> None:
+    session = rich_session()
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        session.title = "changed by caller"
+        got = await store.get_session(session.id)
+        got.messages.clear()
+        assert (await store.get_session(session.id)).title == "rich"
+        assert len((await store.get_session(session.id)).messages) == 5
+
+
+async def test_duplicate_create_conflicts_and_keeps_the_first(
+    make_store: Callable[[], Store],
+) -> None:
+    session = Session(title="first", messages=[message_item()])
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        with pytest.raises(Conflict):
+            await store.create_session(session.model_copy(update={"title": "second"}))
+        got = await store.get_session(session.id)
+    assert got.title == "first"
+    assert len(got.messages) == 1
+
+
+async def test_unknown_session(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        with pytest.raises(UnknownSession):
+            await store.get_session("nope")
+        with pytest.raises(UnknownSession):
+            await store.delete_session("nope")
+        with pytest.raises(UnknownSession):
+            await store.update_session("nope", {"title": "x"})
+        with pytest.raises(UnknownSession):
+            await store.update_session("nope", {})
+        with pytest.raises(UnknownSession):
+            await store.append_item("nope", message_item())
+        with pytest.raises(UnknownSession):
+            await store.update_message("nope", "m", message_item())
+
+
+async def test_update_session_touches_only_named_fields(make_store: Callable[[], Store]) -> None:
+    session = rich_session()
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        await store.update_session(session.id, {"title": "renamed"})
+        await store.update_session(
+            session.id, {"starred": False, "permissions": {"allow": ["*"]}, "cost": 2.5}
+        )
+        got = await store.get_session(session.id)
+    expected = session.model_copy(
+        update={
+            "title": "renamed",
+            "starred": False,
+            "permissions": Permissions(allow=["*"]),
+            "cost": 2.5,
+        }
+    )
+    assert got == expected
+
+
+async def test_update_session_rejects_unknown_fields_and_bad_values(
+    make_store: Callable[[], Store],
+) -> None:
+    session = Session(title="kept")
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        for fields in ({"messages": []}, {"id": "other"}, {"bogus": 1}, {"title": "x", "nope": 2}):
+            with pytest.raises(ValueError, match="Not session fields"):
+                await store.update_session(session.id, fields)
+        with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
+            await store.update_session(session.id, {"max_iterations": "many"})
+        assert await store.get_session(session.id) == session
+
+
+async def test_append_returns_consecutive_positions_in_order(
+    make_store: Callable[[], Store],
+) -> None:
+    session = Session(messages=[message_item("zero")])
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        appended = [message_item("one"), Item(summary="so far"), message_item("three")]
+        positions = [await store.append_item(session.id, item) for item in appended]
+        got = await store.get_session(session.id)
+    assert positions == [1, 2, 3]
+    assert got.messages == [*session.messages, *appended]
+
+
+async def test_concurrent_appends_get_distinct_consecutive_positions(
+    make_store: Callable[[], Store],
+) -> None:
+    session = Session()
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        items = [message_item(str(n)) for n in range(200)]
+        positions = await asyncio.gather(*(store.append_item(session.id, i) for i in items))
+        got = await store.get_session(session.id)
+    assert sorted(positions) == list(range(200))
+    by_position = dict(zip(positions, items, strict=True))
+    assert got.messages == [by_position[n] for n in range(200)]
+
+
+async def test_update_message_replaces_exactly_one(make_store: Callable[[], Store]) -> None:
+    session = Session(messages=[message_item("a"), Item(summary="s"), message_item("b")])
+    target = session.messages[2].message
+    assert target is not None
+    replacement = Item(message=target.model_copy(update={"implicit": True}))
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        await store.update_message(session.id, target.id, replacement)
+        with pytest.raises(NotFound) as missing:
+            await store.update_message(session.id, "no-such-message", replacement)
+        got = await store.get_session(session.id)
+    assert not isinstance(missing.value, UnknownSession)
+    assert got.messages == [session.messages[0], session.messages[1], replacement]
+
+
+async def test_list_summaries_newest_first_counting_messages_only(
+    make_store: Callable[[], Store],
+) -> None:
+    old = rich_session(created_at=T0 - timedelta(days=1), title="old")  # 3 messages
+    new = Session(title="new", created_at=T0 + timedelta(microseconds=1))
+    tie_first = Session(title="tie-first", created_at=T0, messages=[Item(summary="only")])
+    tie_second = Session(title="tie-second", created_at=T0)
+    async with opened(make_store()) as store:
+        for session in (old, tie_first, new, tie_second):
+            await store.create_session(session)
+        await store.append_item(tie_second.id, message_item())
+        summaries = await store.list_summaries()
+    assert [(s.title, s.num_messages) for s in summaries] == [
+        ("new", 0),
+        ("tie-second", 1),
+        ("tie-first", 0),
+        ("old", 3),
+    ]
+    assert summaries[-1] == old.summary()
+
+
+async def test_delete_removes_the_session_and_its_items(make_store: Callable[[], Store]) -> None:
+    doomed, kept = rich_session(), rich_session(title="kept")
+    async with opened(make_store()) as store:
+        await store.create_session(doomed)
+        await store.create_session(kept)
+        await store.delete_session(doomed.id)
+        assert not await store.has_session(doomed.id)
+        assert [s.id for s in await store.list_summaries()] == [kept.id]
+        assert await store.get_session(kept.id) == kept
+        # The id is free again, and nothing of the old items comes back with it.
+        await store.create_session(Session(id=doomed.id))
+        assert (await store.get_session(doomed.id)).messages == []
+
+
+async def test_ping(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        assert await store.ping()
+
+
+# What only the SQLite store promises.
+
+
+def raw(db_path: Path) -> closing[sqlite3.Connection]:
+    """A connection of our own, as another process would have."""
+    return closing(sqlite3.connect(db_path, isolation_level=None))
+
+
+async def test_sqlite_schema_columns_match_the_model(db_path: Path) -> None:
+    async with opened(SQLiteStore(str(db_path))):
+        pass
+    with raw(db_path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+    assert columns == META_FIELDS | {"id"}
+
+
+async def test_sqlite_data_survives_reopen(db_path: Path) -> None:
+    session, after = rich_session(), message_item("after")
+    async with opened(SQLiteStore(str(db_path))) as store:
+        await store.create_session(session)
+        await store.update_session(session.id, {"title": "renamed"})
+        await store.append_item(session.id, after)
+    async with opened(SQLiteStore(str(db_path))) as store:
+        got = await store.get_session(session.id)
+        assert await store.append_item(session.id, message_item("again")) == 6
+    assert got.title == "renamed"
+    assert got.messages == [*session.messages, after]
+
+
+async def test_sqlite_migrations_run_once_each(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(SQLiteStore(str(db_path))):
+        pass
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    # A later release adds a step: only it runs (re-running step 1 would fail on CREATE TABLE).
+    monkeypatch.setattr(
+        sqlite_module, "MIGRATIONS", [*sqlite_module.MIGRATIONS, ("CREATE TABLE probe (x)",)]
+    )
+    for _ in range(2):
+        async with opened(SQLiteStore(str(db_path))) as store:
+            assert await store.ping()
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+async def test_sqlite_failed_migration_changes_nothing(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = ("CREATE TABLE half (x)", "THIS IS NOT SQL")
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*sqlite_module.MIGRATIONS, broken])
+    store = SQLiteStore(str(db_path))
+    with pytest.raises(StoreError, match="syntax error"):
+        await store.open()
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (0,)
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+    assert not await store.ping()  # the failed open left no thread or connection behind
+
+
+async def test_sqlite_refuses_a_newer_schema(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    with raw(db_path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer"):
+        await SQLiteStore(str(db_path)).open()
+
+
+async def test_sqlite_file_is_in_wal_mode(db_path: Path) -> None:
+    async with opened(SQLiteStore(str(db_path))):
+        pass
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_sqlite_list_summaries_reads_no_item_bodies(db_path: Path) -> None:
+    session, other = rich_session(), Session(title="other")
+    async with opened(SQLiteStore(str(db_path))) as store:
+        await store.create_session(session)
+        await store.create_session(other)
+        with raw(db_path) as conn:
+            conn.execute(
+                "UPDATE items SET body = '{not json' WHERE session_id = ? AND position = 1",
+                (session.id,),
+            )
+        summaries = await store.list_summaries()
+        assert [(s.id, s.num_messages) for s in summaries] == [(other.id, 0), (session.id, 3)]
+        with pytest.raises(StoreError, match="unreadable"):
+            await store.get_session(session.id)
+        assert await store.get_session(other.id) == other
+
+
+async def test_sqlite_failed_write_leaves_nothing(db_path: Path) -> None:
+    session = Session(messages=[message_item()])
+    async with opened(SQLiteStore(str(db_path))) as store:
+        with raw(db_path) as conn:  # make the second item insert fail, after the session row
+            conn.execute(
+                "CREATE TRIGGER no_second BEFORE INSERT ON items WHEN NEW.position = 1"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        with pytest.raises(StoreError, match="refused"):
+            await store.create_session(
+                session.model_copy(update={"messages": [message_item()] * 2})
+            )
+        assert not await store.has_session(session.id)
+        await store.create_session(session)
+        with pytest.raises(StoreError, match="refused"):
+            await store.append_item(session.id, message_item())
+        assert await store.get_session(session.id) == session
+
+
+async def test_sqlite_work_runs_on_the_worker_thread(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: set[tuple[int, str]] = set()
+    connect = sqlite3.connect
+
+    def traced_connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        current = threading.current_thread()
+        threads.add((current.ident or 0, current.name))
+        conn.set_trace_callback(
+            lambda _sql: threads.add((threading.get_ident(), threading.current_thread().name))
+        )
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    session = rich_session()
+    async with opened(SQLiteStore(str(db_path))) as store:
+        await store.create_session(session)
+        await store.append_item(session.id, message_item())
+        await store.get_session(session.id)
+        await store.list_summaries()
+    assert len(threads) == 1
+    ((ident, name),) = threads
+    assert ident != threading.get_ident()
+    assert name.startswith("nbsession-sqlite")
+
+
+async def test_sqlite_waiting_for_a_lock_does_not_block_the_loop(db_path: Path) -> None:
+    session = Session()
+    async with opened(SQLiteStore(str(db_path))) as store:
+        await store.create_session(session)
+        with raw(db_path) as conn:
+            conn.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+            append = asyncio.ensure_future(store.append_item(session.id, message_item()))
+            started = time.monotonic()
+            for _ in range(20):  # a blocked loop would stall here for the 5 s busy timeout
+                await asyncio.sleep(0.01)
+            assert time.monotonic() - started < 2
+            assert not append.done()
+            conn.execute("COMMIT")
+        assert await append == 0
+
+
+async def test_sqlite_two_stores_on_one_file_append_without_collisions(db_path: Path) -> None:
+    session = Session()
+    async with opened(SQLiteStore(str(db_path))) as one, opened(SQLiteStore(str(db_path))) as two:
+        await one.create_session(session)
+        positions = await asyncio.gather(
+            *(store.append_item(session.id, message_item()) for store in [one, two] * 50)
+        )
+    assert sorted(positions) == list(range(100))
+
+
+async def test_sqlite_close_is_idempotent_and_ping_fails_after(db_path: Path) -> None:
+    store = SQLiteStore(str(db_path))
+    await store.open()
+    await store.close()
+    await store.close()
+    assert not await store.ping()
+    with pytest.raises(StoreError, match="not open"):
+        await store.list_summaries()
