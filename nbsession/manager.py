@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from .errors import (
     UnknownSession,
 )
 from .eventlog import EventSubscription, LogClosed, LogEntry, RingEventLog
+from .notebook import is_notebook, notebook_to_session, session_to_notebook
 from .runtime.loop import AgentRuntime, Run
 from .runtime.recorder import SessionRecorder
 from .session import (
@@ -261,7 +263,13 @@ class SessionManager:
         fields = {
             k: template[k] for k in TEMPLATE_FIELDS if template and template.get(k) is not None
         }
-        fields["title"] = str(fields.get("title", "")).strip()
+        title = fields.get("title", "")
+        if not isinstance(title, str):
+            raise InvalidRequest("title must be a string.", field="title")
+        fields["title"] = title.strip()
+        max_iterations = fields.get("max_iterations", 0)
+        if isinstance(max_iterations, int) and max_iterations < 0:
+            raise InvalidRequest("max_iterations cannot be negative.", field="max_iterations")
         fields["working_dir"] = self._working_dir(fields.get("working_dir", ""))
         session = _validated(Session, fields)
         await self.store.create_session(session)
@@ -517,6 +525,8 @@ class SessionManager:
     async def update_message(
         self, session_id: str, message_id: str, message: Mapping[str, Any]
     ) -> Message:
+        if not isinstance(message, Mapping):
+            raise InvalidRequest("message must be a JSON object.", field="message")
         parsed = _validated(Message, {**message, "id": message_id}, prefix="message")
         await self._require(session_id)
         self._check_idle(session_id, Conflict)
@@ -564,13 +574,23 @@ class SessionManager:
                 f"user_message_index must be between 0 and {len(user_positions) - 1}.",
                 field="user_message_index",
             )
-        prefix = f"{parent.title} (fork "
-        forks = sum(s.title.startswith(prefix) for s in await self.store.list_summaries())
+        # The next number after the parent's own forks ("<title> (fork N)"), not after forks
+        # of its forks, so titles stay unique and in order.
+        base = parent.title or "Untitled session"
+        pattern = re.compile(re.escape(base) + r" \(fork (\d+)\)")
+        forks = max(
+            (
+                int(match.group(1))
+                for s in await self.store.list_summaries()
+                if (match := pattern.fullmatch(s.title))
+            ),
+            default=0,
+        )
         fork = parent.model_copy(
             deep=True,
             update={
                 "id": new_id(),
-                "title": f"{prefix}{forks + 1})",
+                "title": f"{base} (fork {forks + 1})",
                 "messages": parent.messages[: user_positions[user_message_index]],
                 "created_at": utc_now(),
                 "parent_id": parent.id,
@@ -587,21 +607,36 @@ class SessionManager:
         session = await self.get_session(session_id)
         return {**session.to_json(), "recovery_version": RECOVERY_VERSION}
 
+    async def export_session_notebook(self, session_id: str) -> dict[str, Any]:
+        """The session as an nbformat 4.5 notebook carrying its recovery record (SPEC 6)."""
+        return session_to_notebook(await self.get_session(session_id))
+
     async def import_session(self, data: Mapping[str, Any]) -> Session:
-        """Recreate a session from a recovery export; keeps its id unless that id is taken."""
+        """Recreate a session from a recovery export or an exported notebook.
+
+        Keeps the exported id unless that id is taken on this server; nothing is created when
+        the input is refused.
+        """
+        if is_notebook(data):
+            session = notebook_to_session(data)
+            return await self._create_imported(session)
         if not isinstance(data, Mapping):
             raise InvalidRequest("The import must be a JSON object.")
-        if "cells" in data:
-            raise InvalidRequest("Notebook import is not available yet; import recovery JSON.")
         version = data.get("recovery_version")
-        if version != RECOVERY_VERSION:
+        if isinstance(version, bool) or version != RECOVERY_VERSION:
             raise InvalidRequest(
-                f"Not an nbsession recovery export (recovery_version {version!r}, "
+                f"Not an nbsession recovery export or notebook (recovery_version {version!r}, "
                 f"expected {RECOVERY_VERSION}).",
                 field="recovery_version",
             )
-        session = _validated(Session, data)
-        if session.id in self._deleted or await self.store.has_session(session.id):
+        return await self._create_imported(_validated(Session, data))
+
+    async def _create_imported(self, session: Session) -> Session:
+        if (
+            not session.id
+            or session.id in self._deleted
+            or await self.store.has_session(session.id)
+        ):
             session = session.model_copy(update={"id": new_id()})
         await self.store.create_session(session)
         self._ready.set()
@@ -881,6 +916,8 @@ def _id_list(raw: Any) -> list[str]:
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    if event.is_set():  # wait_for with a zero timeout would give up before checking
+        return True
     try:
         await asyncio.wait_for(event.wait(), timeout)
     except asyncio.TimeoutError:

@@ -88,7 +88,6 @@ class _Elicitation:
 class _TurnState:
     text: str = ""
     reasoning: str = ""
-    unanswered: list[ToolCall] = field(default_factory=list)
 
 
 class AgentRuntime:
@@ -319,10 +318,16 @@ class AgentRuntime:
                     return
                 await self._append_user(self._followups.popleft())
         except asyncio.CancelledError:  # cancelled between two turns: the last one has ended
-            self._finish(run, self.recorder.log.last_seq)
+            self._end_between_turns(run, "canceled")
         except Exception:
             log.exception("run of session %s failed", self.session_id)
-            self._finish(run, self.recorder.log.last_seq)
+            self._end_between_turns(run, "error")
+
+    def _end_between_turns(self, run: Run, reason: StopReason) -> None:
+        """End a run stopped after a turn's ``stream_stopped``, on a ``stream_stopped`` of its
+        own: a run stream may have read the last one already and would otherwise never end."""
+        entry = self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
+        self._finish(run, entry.seq if entry else None)
 
     def _finish(self, run: Run, end_seq: int | None) -> None:
         self.streaming = False
@@ -360,10 +365,8 @@ class AgentRuntime:
                     if self._steer:
                         continue
                     break
-                state.unanswered = list(calls)
                 for call in calls:
                     await self._execute(call)
-                    state.unanswered.remove(call)
             if title_task is not None:
                 await title_task
             return "normal"
@@ -375,6 +378,12 @@ class AgentRuntime:
         except _TurnFailed:
             if title_task is not None:
                 title_task.cancel()
+            return "error"
+        except Exception as exc:  # a store failure (disk full...): end this turn, not the run
+            log.exception("turn of session %s failed", self.session_id)
+            if title_task is not None:
+                title_task.cancel()
+            self.recorder.emit(events.error(self.session_id, agent.name, f"The turn failed: {exc}"))
             return "error"
 
     async def _after_cancel(self, state: _TurnState) -> None:
@@ -390,8 +399,7 @@ class AgentRuntime:
                 await self.recorder.append_message(
                     Message(agent_name=self.agent_name, message=chat)
                 )
-            for call in state.unanswered:
-                await self._commit_tool_result(call, ToolResult(INTERRUPTED, is_error=True))
+            await self.close_dangling_tool_calls()
         except Exception:
             log.exception("saving the cancelled turn of session %s failed", self.session_id)
 
@@ -424,6 +432,8 @@ class AgentRuntime:
             message = str(exc) or type(exc).__name__
             self.recorder.emit(events.error(sid, agent.name, message, "model_error"))
             raise _TurnFailed from exc
+        # Cleared first: once the commit starts, a cancel must not save this text a second time.
+        state.text = state.reasoning = ""
         return await self._commit_response(response, resolved)
 
     def _relay(self, event: object, state: _TurnState, calls: dict[int, ToolCallPart]) -> None:

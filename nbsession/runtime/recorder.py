@@ -6,11 +6,33 @@ message that is not committed, and an in-memory session never runs ahead of its 
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from ..eventlog import EventLog, LogClosed, LogEntry
 from ..session import Item, Message, Session
 from ..store.base import Store
+
+T = TypeVar("T")
+
+
+async def _finish(write: Awaitable[T]) -> tuple[T, bool]:
+    """Run a store write to its end even if the caller is cancelled meanwhile.
+
+    A write handed to the store's thread lands whatever happens to the awaiting coroutine, so
+    abandoning it would leave memory behind the store. Returns the result and whether a
+    cancellation arrived; the caller applies the result, then honours the cancellation.
+    """
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
 
 
 class SessionRecorder:
@@ -34,8 +56,10 @@ class SessionRecorder:
 
     async def append(self, item: Item) -> int:
         """Commit an item, then add it to the in-memory session; returns its position."""
-        position = await self.store.append_item(self.session.id, item)
+        position, cancelled = await _finish(self.store.append_item(self.session.id, item))
         self.session.messages.append(item)
+        if cancelled:
+            raise asyncio.CancelledError
         return position
 
     async def append_message(self, message: Message) -> int:
@@ -43,6 +67,8 @@ class SessionRecorder:
 
     async def update(self, **fields: Any) -> None:
         """Commit some session fields, then apply them in memory (all or nothing)."""
-        await self.store.update_session(self.session.id, fields)
+        _, cancelled = await _finish(self.store.update_session(self.session.id, fields))
         for name, value in fields.items():
             setattr(self.session, name, value)
+        if cancelled:
+            raise asyncio.CancelledError

@@ -1,0 +1,331 @@
+"""Sessions as Jupyter notebooks: a readable rendering plus a lossless recovery record (SPEC 6).
+
+The cells are for people: they show the conversation the way JupyterLab displays any notebook,
+with tool calls as code cells whose outputs hold the results. They are never parsed back,
+because a reader may edit them. The whole session travels in ``metadata.nbsession`` instead,
+versioned so a later format can still refuse (or migrate) an old export explicitly.
+
+Everything here is a pure function on JSON-shaped dicts: the manager does the I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import nbformat
+from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
+from pydantic import ValidationError
+
+from nbsession.errors import InvalidRequest
+from nbsession.session import ChatMessage, Item, Message, Session, ToolCall
+
+NOTEBOOK_FORMAT_VERSION = 1
+"""Version of the ``metadata.nbsession`` record; bump it when its shape changes."""
+
+_NBFORMAT = 4
+_NBFORMAT_MINOR = 5  # the first minor version with cell ids, which JupyterLab 4 writes
+_MAX_CELL_ID = 64  # nbformat 4.5: cell ids match ^[a-zA-Z0-9-_]+$, 1 to 64 characters
+_CELL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_NO_RESULT = "no result (interrupted)\n"
+
+
+def is_notebook(data: object) -> bool:
+    """Whether a request body looks like a notebook rather than a session (SPEC 6 import)."""
+    return isinstance(data, Mapping) and "cells" in data and "nbformat" in data
+
+
+def session_to_notebook(session: Session) -> dict[str, Any]:
+    """Render ``session`` as an nbformat 4.5 notebook carrying its own recovery record."""
+    return {
+        "nbformat": _NBFORMAT,
+        "nbformat_minor": _NBFORMAT_MINOR,
+        "metadata": {
+            "nbsession": {"version": NOTEBOOK_FORMAT_VERSION, "session": session.to_json()}
+        },
+        "cells": _Renderer(session).cells(),
+    }
+
+
+def notebook_to_session(data: object) -> Session:
+    """Recover the session recorded in an exported notebook.
+
+    Only ``metadata.nbsession`` is read. Any problem raises ``InvalidRequest`` whose ``field``
+    names the offending part, so a client can tell a damaged notebook from a foreign one.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidRequest(
+            f"A notebook must be a JSON object, not {_json_type(data)}.", field="notebook"
+        )
+    for key in ("cells", "nbformat"):
+        if key not in data:
+            raise InvalidRequest(f"This is not a notebook: {key!r} is missing.", field=key)
+    if data["nbformat"] != _NBFORMAT or isinstance(data["nbformat"], bool):
+        raise InvalidRequest(
+            f"Only nbformat {_NBFORMAT} notebooks can be imported, not {data['nbformat']!r}.",
+            field="nbformat",
+        )
+    _validate_nbformat(data)
+
+    record = data.get("metadata", {}).get("nbsession")
+    if not isinstance(record, Mapping):
+        raise InvalidRequest(
+            "The notebook has no nbsession record (metadata.nbsession): "
+            "only notebooks exported from a session can be imported.",
+            field="metadata.nbsession",
+        )
+    version = record.get("version")
+    if type(version) is not int or version != NOTEBOOK_FORMAT_VERSION:
+        raise InvalidRequest(
+            f"Unsupported nbsession record version {version!r} "
+            f"(this server reads version {NOTEBOOK_FORMAT_VERSION}).",
+            field="metadata.nbsession.version",
+        )
+    recorded = record.get("session")
+    if not isinstance(recorded, Mapping):
+        raise InvalidRequest(
+            f"metadata.nbsession.session must be a JSON object, not {_json_type(recorded)}.",
+            field="metadata.nbsession.session",
+        )
+    try:
+        return Session.model_validate(recorded)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["metadata.nbsession.session", *(str(part) for part in first["loc"])])
+        raise InvalidRequest(
+            f"The session recorded in the notebook is invalid at {field}: {first['msg']}.",
+            field=field,
+        ) from None
+
+
+def _validate_nbformat(data: Mapping[str, Any]) -> None:
+    """Check ``data`` against the nbformat schema without touching the caller's object.
+
+    ``nbformat.validate`` mutates its input (it fills in missing or duplicate cell ids) and
+    warns about it; cells are not read back here, so that repair is harmless and silenced.
+    Shapes the schema code cannot even walk are rejected first.
+    """
+    minor = data.get("nbformat_minor")
+    if type(minor) is not int:
+        raise InvalidRequest(
+            f"The notebook is not valid nbformat: nbformat_minor must be an integer, "
+            f"not {_json_type(minor)}.",
+            field="nbformat_minor",
+        )
+    cells = data["cells"]
+    if not isinstance(cells, list) or not all(isinstance(cell, Mapping) for cell in cells):
+        raise InvalidRequest(
+            "The notebook is not valid nbformat: cells must be a list of objects.",
+            field="cells",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            warnings.simplefilter("ignore", DuplicateCellId)
+            nbformat.validate(copy.deepcopy(dict(data)))
+    except nbformat.ValidationError as exc:
+        path = ".".join(str(part) for part in exc.absolute_path)
+        where = f" (at {path})" if path else ""
+        raise InvalidRequest(
+            f"The notebook is not valid nbformat: {exc.message}{where}.", field=path or None
+        ) from None
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a value's type, for messages written to a client."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+class _Renderer:
+    """Turns one session into cells; holds the state that spans items (ids, tool results)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.used_ids: set[str] = set()
+        # A tool call's result is a later ``tool`` message: index results by call id so the
+        # call's cell can show it, and remember which ones were shown there.
+        declared = {
+            call.id
+            for item in session.messages
+            if item.message is not None
+            for call in item.message.message.tool_calls or []
+        }
+        self.results: dict[str, ChatMessage] = {}
+        self.attached: set[int] = set()
+        for index, item in enumerate(session.messages):
+            chat = item.message.message if item.message is not None else None
+            if chat is None or chat.role != "tool" or chat.tool_call_id not in declared:
+                continue
+            if chat.tool_call_id not in self.results:
+                self.results[chat.tool_call_id] = chat
+                self.attached.add(index)
+
+    def cells(self) -> list[dict[str, Any]]:
+        cells = [self._markdown("nbsession-title", self._title())]
+        for index, item in enumerate(self.session.messages):
+            if index not in self.attached:
+                cells.extend(self._item_cells(index, item))
+        return cells
+
+    def _title(self) -> str:
+        session = self.session
+        title = " ".join(session.title.split()) or "Untitled session"
+        facts = [f"Created {session.created_at.isoformat(timespec='seconds')}"]
+        if session.working_dir:
+            facts.append(f"working dir `{session.working_dir}`")
+        # ``\$``: a bare dollar sign starts LaTeX in JupyterLab's Markdown.
+        facts.append(
+            f"{session.input_tokens} input / {session.output_tokens} output tokens"
+            f" · cost \\${session.cost:.4f}"
+        )
+        lines = [f"# {title}", "", " · ".join(facts)]
+        if session.agent_model_overrides:
+            overrides = ", ".join(
+                f"`{agent}` → `{model}`"
+                for agent, model in sorted(session.agent_model_overrides.items())
+            )
+            lines += ["", f"Model overrides: {overrides}"]
+        return "\n".join(lines)
+
+    def _item_cells(self, index: int, item: Item) -> list[dict[str, Any]]:
+        if item.message is not None:
+            return self._message_cells(item.message)
+        if item.sub_session is not None:
+            sub = item.sub_session
+            count = sum(1 for entry in sub.messages if entry.message is not None)
+            title = " ".join(sub.title.split()) or "Untitled sub-session"
+            text = f"**Sub-session**: {title}\n\n{count} message{'s' if count != 1 else ''}"
+            return [self._markdown(f"{sub.id}-sub-session", text)]
+        return [self._markdown(f"item-{index}-summary", f"**Summary**\n\n{item.summary or ''}")]
+
+    def _message_cells(self, message: Message) -> list[dict[str, Any]]:
+        chat = message.message
+        if chat.role == "user":
+            header = "**You**" + (" *(implicit)*" if message.implicit else "")
+            return [self._markdown(message.id, f"{header}\n\n{_user_text(chat)}")]
+        if chat.role == "system":
+            return [self._markdown(message.id, f"**System**\n\n{chat.content}")]
+        if chat.role == "tool":  # a result whose call is not in the session
+            source = f"# tool result ({chat.tool_call_id or 'unknown call'})"
+            return [self._code(f"{message.id}-result", source, _result_outputs(chat))]
+        return self._assistant_cells(message)
+
+    def _assistant_cells(self, message: Message) -> list[dict[str, Any]]:
+        chat = message.message
+        cells = []
+        if chat.content or chat.reasoning_content:
+            header = "**Assistant**"
+            if message.agent_name:
+                header += f" ({message.agent_name})"
+            if chat.model:
+                header += f" · `{chat.model}`"
+            parts = [header]
+            if chat.reasoning_content:
+                parts.append(
+                    "<details><summary>Reasoning</summary>\n\n"
+                    f"{chat.reasoning_content}\n\n</details>"
+                )
+            if chat.content:
+                parts.append(chat.content)
+            cells.append(self._markdown(message.id, "\n\n".join(parts)))
+        for position, call in enumerate(chat.tool_calls or []):
+            outputs = _result_outputs(self.results.get(call.id))
+            cells.append(self._code(f"{message.id}-call-{position}", _call_source(call), outputs))
+        return cells
+
+    def _markdown(self, key: str, source: str) -> dict[str, Any]:
+        return {"cell_type": "markdown", "id": self._cell_id(key), "metadata": {}, "source": source}
+
+    def _code(self, key: str, source: str, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "cell_type": "code",
+            "id": self._cell_id(key),
+            "metadata": {},
+            "execution_count": None,
+            "source": source,
+            "outputs": outputs,
+        }
+
+    def _cell_id(self, key: str) -> str:
+        """A stable, unique cell id: the same session always renders the same ids."""
+        candidate = _fit_cell_id(key)
+        counter = 1
+        while candidate in self.used_ids:
+            counter += 1
+            candidate = _fit_cell_id(f"{key}-{counter}")
+        self.used_ids.add(candidate)
+        return candidate
+
+
+def _fit_cell_id(key: str) -> str:
+    """Make ``key`` a legal cell id; over-long keys keep a prefix plus a hash to stay unique."""
+    safe = _CELL_ID_UNSAFE.sub("-", key) or "cell"
+    if len(safe) <= _MAX_CELL_ID:
+        return safe
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return f"{safe[: _MAX_CELL_ID - len(digest) - 1]}-{digest}"
+
+
+def _user_text(chat: ChatMessage) -> str:
+    """The user's words verbatim; attachments of a multi-part message are only named."""
+    if not chat.multi_content:
+        return chat.content
+    parts = [chat.content] if chat.content else []
+    for part in chat.multi_content:
+        if part.get("type") == "text":
+            if not chat.content:
+                parts.append(str(part.get("text", "")))
+        else:
+            parts.append(f"*[attachment: {part.get('type', 'unknown')}]*")
+    return "\n\n".join(parts)
+
+
+def _call_source(call: ToolCall) -> str:
+    """The call as a reader wants it: a header comment, then the arguments pretty-printed."""
+    header = f"# tool call: {call.function.name} ({call.id})"
+    raw = call.function.arguments
+    try:
+        arguments = json.dumps(json.loads(raw or "{}"), indent=2, ensure_ascii=False)
+    except ValueError:
+        return f"{header}\n# arguments are not valid JSON:\n{raw}"
+    return f"{header}\n{arguments}"
+
+
+def _result_outputs(chat: ChatMessage | None) -> list[dict[str, Any]]:
+    """A tool result as cell outputs: stdout text, or an error output JupyterLab shows in red.
+
+    A call without a result (the turn was interrupted) gets a stderr marker, shaded red too:
+    an unanswered call must not look like one that printed nothing.
+    """
+    if chat is None:
+        return [_stream(_NO_RESULT, "stderr")]
+    if not chat.is_error:
+        return [_stream(chat.content)]
+    lines = chat.content.splitlines()
+    return [
+        {
+            "output_type": "error",
+            "ename": "ToolError",
+            "evalue": lines[0] if lines else "",
+            "traceback": lines,
+        }
+    ]
+
+
+def _stream(text: str, name: str = "stdout") -> dict[str, Any]:
+    return {"output_type": "stream", "name": name, "text": text}

@@ -1,0 +1,353 @@
+"""Notebook export and import (SPEC 6): the rendering people read and the recovery record."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import nbformat
+import pytest
+
+from nbsession.errors import InvalidRequest
+from nbsession.notebook import (
+    NOTEBOOK_FORMAT_VERSION,
+    is_notebook,
+    notebook_to_session,
+    session_to_notebook,
+)
+from nbsession.session import (
+    ChatMessage,
+    FunctionCall,
+    Item,
+    Message,
+    Permissions,
+    Session,
+    ToolCall,
+    Usage,
+)
+
+
+def _message(message_id: str, agent: str = "", **chat: Any) -> Item:
+    return Item(message=Message(id=message_id, agent_name=agent, message=ChatMessage(**chat)))
+
+
+def _call(call_id: str, name: str, arguments: str) -> ToolCall:
+    return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))
+
+
+def _session() -> Session:
+    """A session with every kind of item the renderer distinguishes."""
+    sub = Session(
+        id="sub-1",
+        title="Research the bug",
+        parent_id="s-1",
+        messages=[_message("sub-u", role="user", content="look"), Item(summary="done")],
+    )
+    return Session(
+        id="s-1",
+        title="Fix the build",
+        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        working_dir="/work/project",
+        input_tokens=120,
+        output_tokens=45,
+        cost=0.0123,
+        thinking=True,
+        max_iterations=7,
+        permissions=Permissions(allow=["read_*"], ask=["shell"], deny=["rm"]),
+        agent_model_overrides={"root": "openai/gpt-4o"},
+        custom_models_used=["openai/gpt-4o"],
+        messages=[
+            _message("m-sys", role="system", content="You are helpful."),
+            _message("m-user", role="user", content="Why does *make* fail?\n\n# not a heading"),
+            _message(
+                "m-asst",
+                agent="root",
+                role="assistant",
+                content="Let me **check**.",
+                reasoning_content="The user wants a diagnosis.",
+                model="openai/gpt-4o",
+                usage=Usage(input_tokens=100, output_tokens=40),
+                cost=0.01,
+                tool_calls=[
+                    _call("call_1", "shell", '{"cmd": "make", "cwd": "."}'),
+                    _call("call_2", "read_file", '{"path": "Makefile"}'),
+                    _call("call_3", "shell", '{"cmd": "sleep 100"}'),
+                ],
+            ),
+            _message("m-t1", role="tool", tool_call_id="call_1", content="make: ok\n"),
+            _message(
+                "m-t2",
+                role="tool",
+                tool_call_id="call_2",
+                is_error=True,
+                content="file not found: Makefile\nsearched /work/project",
+            ),
+            Item(summary="The build was investigated.", first_kept_entry=2),
+            Item(sub_session=sub),
+            _message("m-orphan", role="tool", tool_call_id="call_gone", content="stray"),
+            _message("m-end", agent="root", role="assistant", content="Done."),
+        ],
+    )
+
+
+def _validated(nb: dict[str, Any]) -> dict[str, Any]:
+    """Check ``nb`` the ways JupyterLab and nbformat read a file; return it unchanged."""
+    nbformat.validate(nbformat.from_dict(copy.deepcopy(nb)))
+    text = json.dumps(nb)
+    nbformat.reads(text, as_version=4)
+    assert json.loads(text) == nb
+    return nb
+
+
+def _cell(nb: dict[str, Any], start: str) -> dict[str, Any]:
+    matches = [cell for cell in nb["cells"] if cell["source"].startswith(start)]
+    assert len(matches) == 1, [cell["source"] for cell in nb["cells"]]
+    return matches[0]
+
+
+def test_export_is_valid_nbformat_45_with_recovery_record() -> None:
+    session = _session()
+    nb = _validated(session_to_notebook(session))
+
+    assert (nb["nbformat"], nb["nbformat_minor"]) == (4, 5)
+    assert nb["metadata"]["nbsession"] == {
+        "version": NOTEBOOK_FORMAT_VERSION,
+        "session": session.to_json(),
+    }
+    ids = [cell["id"] for cell in nb["cells"]]
+    assert len(set(ids)) == len(ids)
+    assert is_notebook(nb)
+
+
+def test_cells_follow_the_conversation_in_order() -> None:
+    nb = session_to_notebook(_session())
+    kinds = [(cell["cell_type"], cell["source"].split("\n", 1)[0]) for cell in nb["cells"]]
+
+    assert kinds == [
+        ("markdown", "# Fix the build"),
+        ("markdown", "**System**"),
+        ("markdown", "**You**"),
+        ("markdown", "**Assistant** (root) · `openai/gpt-4o`"),
+        ("code", "# tool call: shell (call_1)"),
+        ("code", "# tool call: read_file (call_2)"),
+        ("code", "# tool call: shell (call_3)"),
+        ("markdown", "**Summary**"),
+        ("markdown", "**Sub-session**: Research the bug"),
+        ("code", "# tool result (call_gone)"),
+        ("markdown", "**Assistant** (root)"),
+    ]
+
+
+def test_title_cell_names_the_session_facts() -> None:
+    title = session_to_notebook(_session())["cells"][0]["source"]
+
+    assert title.startswith("# Fix the build\n")
+    for fact in (
+        "2025-01-02T03:04:05+00:00",
+        "/work/project",
+        "120 input",
+        "45 output",
+        "cost \\$0.0123",
+    ):
+        assert fact in title
+    assert "`root` → `openai/gpt-4o`" in title
+
+
+def test_user_and_assistant_text_is_kept() -> None:
+    nb = session_to_notebook(_session())
+
+    user = _cell(nb, "**You**")
+    assert user["source"].endswith("\n\nWhy does *make* fail?\n\n# not a heading")
+    assistant = _cell(nb, "**Assistant** (root) ·")["source"]
+    assert "<details><summary>Reasoning</summary>" in assistant
+    assert "The user wants a diagnosis." in assistant
+    assert assistant.index("</details>") < assistant.index("Let me **check**.")
+    assert _cell(nb, "**System**")["source"] == "**System**\n\nYou are helpful."
+    assert _cell(nb, "**Summary**")["source"] == "**Summary**\n\nThe build was investigated."
+    assert _cell(nb, "**Sub-session**")["source"].endswith("\n\n1 message")
+
+
+def test_tool_calls_are_code_cells_with_their_results() -> None:
+    nb = session_to_notebook(_session())
+
+    ok = _cell(nb, "# tool call: shell (call_1)")
+    assert json.loads(ok["source"].split("\n", 1)[1]) == {"cmd": "make", "cwd": "."}
+    assert '\n  "cmd": "make"' in ok["source"]
+    assert ok["execution_count"] is None
+    assert ok["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "make: ok\n"}]
+
+    failed = _cell(nb, "# tool call: read_file (call_2)")
+    assert failed["outputs"] == [
+        {
+            "output_type": "error",
+            "ename": "ToolError",
+            "evalue": "file not found: Makefile",
+            "traceback": ["file not found: Makefile", "searched /work/project"],
+        }
+    ]
+
+    dangling = _cell(nb, "# tool call: shell (call_3)")
+    assert dangling["outputs"] == [
+        {"output_type": "stream", "name": "stderr", "text": "no result (interrupted)\n"}
+    ]
+
+    orphan = _cell(nb, "# tool result (call_gone)")
+    assert orphan["outputs"][0]["text"] == "stray"
+
+
+def test_odd_inputs_still_render_valid_notebooks() -> None:
+    long_id = "x" * 80
+    session = Session(
+        title="  multi\nline   title ",
+        messages=[
+            _message("same id", role="user", content=""),
+            _message("same id", role="user", content="again"),
+            _message(long_id + "a", role="assistant", content="one"),
+            _message(long_id + "b", role="assistant", content="two"),
+            _message(
+                "m",
+                role="assistant",
+                tool_calls=[_call("c", "shell", "not json"), _call("d", "noop", "")],
+            ),
+            _message("r", role="tool", tool_call_id="d", is_error=True, content=""),
+            _message(
+                "img",
+                role="user",
+                multi_content=[
+                    {"type": "text", "text": "see picture"},
+                    {"type": "image_url", "image_url": {"url": "data:,"}},
+                ],
+            ),
+        ],
+    )
+    nb = _validated(session_to_notebook(session))
+
+    ids = [cell["id"] for cell in nb["cells"]]
+    assert len(set(ids)) == len(ids)
+    assert all(len(cell_id) <= 64 for cell_id in ids)
+    assert nb["cells"][0]["source"].startswith("# multi line title\n")
+    assert [cell["cell_type"] for cell in nb["cells"]].count("code") == 2
+    assert _cell(nb, "# tool call: shell (c)")["source"].endswith(
+        "# arguments are not valid JSON:\nnot json"
+    )
+    assert _cell(nb, "# tool call: noop (d)")["source"].endswith("\n{}")
+    assert _cell(nb, "# tool call: noop (d)")["outputs"][0]["traceback"] == []
+    assert nb["cells"][-1]["source"] == "**You**\n\nsee picture\n\n*[attachment: image_url]*"
+    assert session_to_notebook(session) == nb
+
+
+def test_empty_session_renders_a_title_only() -> None:
+    session = Session()
+    nb = _validated(session_to_notebook(session))
+
+    assert len(nb["cells"]) == 1
+    assert nb["cells"][0]["source"].startswith("# Untitled session\n")
+    assert "Model overrides" not in nb["cells"][0]["source"]
+    assert notebook_to_session(nb).to_json() == session.to_json()
+
+
+def test_export_import_export_is_identical() -> None:
+    session = _session()
+    nb = session_to_notebook(session)
+
+    recovered = notebook_to_session(json.loads(json.dumps(nb)))
+
+    assert recovered.to_json() == session.to_json()
+    assert recovered.permissions == session.permissions
+    assert recovered.agent_model_overrides == {"root": "openai/gpt-4o"}
+    assert (recovered.input_tokens, recovered.output_tokens, recovered.cost) == (120, 45, 0.0123)
+    assert recovered.title == "Fix the build"
+    assert session_to_notebook(recovered) == nb
+
+
+def test_import_ignores_edited_cells_and_leaves_input_alone() -> None:
+    session = _session()
+    nb = session_to_notebook(session)
+    nb["cells"][1]["source"] = "edited by a person"
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "no id"})
+    nb["cells"].append(dict(nb["cells"][2]))  # a duplicate id nbformat would repair
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    before = copy.deepcopy(nb)
+
+    assert notebook_to_session(nb).to_json() == session.to_json()
+    assert nb == before
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    nb = session_to_notebook(_session())
+    change(nb)
+    return nb
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        (["not", "a", "dict"], "notebook", "JSON object, not an array"),
+        ({"nbformat": 4}, "cells", "'cells' is missing"),
+        ({"cells": []}, "nbformat", "'nbformat' is missing"),
+        (_broken(lambda nb: nb.update(nbformat=3)), "nbformat", "nbformat 4"),
+        (_broken(lambda nb: nb.update(nbformat_minor="5")), "nbformat_minor", "integer"),
+        (_broken(lambda nb: nb.update(cells="x")), "cells", "list of objects"),
+        (_broken(lambda nb: nb.pop("metadata")), None, "not valid nbformat"),
+        (
+            _broken(lambda nb: nb["cells"][0].update(cell_type="picture")),
+            "cells.0",
+            "not valid nbformat",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"].pop("nbsession")),
+            "metadata.nbsession",
+            "no nbsession record",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"].update(nbsession="x")),
+            "metadata.nbsession",
+            "no nbsession record",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"]["nbsession"].update(version=2)),
+            "metadata.nbsession.version",
+            "version 2",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"]["nbsession"].pop("version")),
+            "metadata.nbsession.version",
+            "version None",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"]["nbsession"].update(session=[])),
+            "metadata.nbsession.session",
+            "not an array",
+        ),
+        (
+            _broken(lambda nb: nb["metadata"]["nbsession"]["session"].update(messages="x")),
+            "metadata.nbsession.session.messages",
+            "valid list",
+        ),
+        (
+            _broken(
+                lambda nb: nb["metadata"]["nbsession"]["session"]["messages"][1]["message"][
+                    "message"
+                ].update(role="robot")
+            ),
+            "metadata.nbsession.session.messages.1.message.message.role",
+            "metadata.nbsession.session.messages.1.message.message.role",
+        ),
+    ],
+)
+def test_damaged_notebooks_are_refused_with_the_problem_named(
+    data: Any, field: str | None, words: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        notebook_to_session(data)
+
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
+def test_is_notebook_tells_notebooks_from_sessions() -> None:
+    assert is_notebook({"cells": [], "nbformat": 4})
+    assert not is_notebook(_session().to_json())
+    assert not is_notebook(["cells", "nbformat"])
