@@ -372,7 +372,7 @@ class SessionManager:
         self, session_id: str, confirmation: str, reason: str = "", tool_name: str = ""
     ) -> None:
         """Answer the pending tool-call confirmation (approve, approve-session, ...)."""
-        await self._live_runtime(session_id).resume(confirmation, reason, tool_name)
+        await (await self._live_runtime(session_id)).resume(confirmation, reason, tool_name)
 
     async def resume_elicitation(
         self,
@@ -381,14 +381,14 @@ class SessionManager:
         content: Mapping[str, Any] | None = None,
         elicitation_id: str = "",
     ) -> None:
-        self._live_runtime(session_id).resume_elicitation(action, content, elicitation_id)
+        (await self._live_runtime(session_id)).resume_elicitation(action, content, elicitation_id)
 
     async def steer_session(self, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
         """Queue messages for the running turn, injected before its next model call."""
         parsed = _user_messages(messages, "messages")
         if not parsed:
             raise InvalidRequest("At least one message is required.", field="messages")
-        runtime = self._live_runtime(session_id)
+        runtime = await self._live_runtime(session_id)
         if not runtime.streaming:
             raise SessionNotRunning(session_id, "has no running turn to steer")
         runtime.steer(parsed)
@@ -449,27 +449,25 @@ class SessionManager:
             self._starting.discard(session_id)
         return FollowUpResult("queued_streaming")
 
-    def queue_status(self, session_id: str) -> dict[str, dict[str, int]]:
-        live = self._live.get(session_id)
-        if live is None:
-            raise SessionNotRunning(session_id)
-        return live.runtime.queue_status()
+    async def queue_status(self, session_id: str) -> dict[str, dict[str, int]]:
+        """Depth and capacity of the running session's steer and follow-up queues."""
+        return (await self._live_runtime(session_id)).queue_status()
 
     # -- models ---------------------------------------------------------------------------
 
     async def available_session_models(self, session_id: str) -> dict[str, Any]:
         """The models the session's current agent can use, the current one marked."""
-        runtime = self._switchable(session_id)
+        runtime = await self._switchable(session_id)
         return runtime.available_models()
 
     async def set_session_agent_model(self, session_id: str, model_ref: str) -> tuple[str, str]:
         """Set (``""`` clears) the current agent's model override; returns (agent, ref)."""
-        runtime = self._switchable(session_id)
+        runtime = await self._switchable(session_id)
         self._check_idle(session_id)
         return runtime.agent_name, await runtime.set_model(model_ref)
 
-    def _switchable(self, session_id: str) -> AgentRuntime:
-        runtime = self._live_runtime(session_id)
+    async def _switchable(self, session_id: str) -> AgentRuntime:
+        runtime = await self._live_runtime(session_id)
         if not isinstance(runtime, AgentRuntime):
             raise ModelSwitchingNotSupported(session_id)
         return runtime
@@ -811,11 +809,11 @@ class SessionManager:
                 raise SessionBusy(session_id)
             raise error(f"Session {session_id!r} is running a turn; try again when it ends.")
 
-    def _live_runtime(self, session_id: str) -> AgentRuntime:
+    async def _live_runtime(self, session_id: str) -> AgentRuntime:
+        """The session's runtime; ``UnknownSession`` or ``SessionNotRunning`` when it has none."""
         live = self._live.get(session_id)
         if live is None:
-            if session_id in self._deleted:
-                raise UnknownSession(session_id)
+            await self._require(session_id)
             raise SessionNotRunning(session_id, "has no runtime (run it first)")
         return live.runtime
 

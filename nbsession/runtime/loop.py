@@ -362,6 +362,9 @@ class AgentRuntime:
                 iterations += 1
                 calls = await self._model_turn(resolved, state)
                 if not calls:
+                    if title_task is not None:  # a steer may arrive while the title is saved
+                        await title_task
+                        title_task = None
                     if self._steer:
                         continue
                     break
@@ -583,14 +586,18 @@ class AgentRuntime:
             is_error=result.is_error or None,
             created_at=utc_now().isoformat(),
         )
-        await self.recorder.append_message(Message(agent_name=self.agent_name, message=chat))
         if definition is None and call.function.name in self._tools:
             definition = self._tools[call.function.name].definition
-        self.recorder.emit(events.tool_call_response(self.agent_name, call, definition, result))
+        event = events.tool_call_response(self.agent_name, call, definition, result)
+        await self.recorder.append_message(
+            Message(agent_name=self.agent_name, message=chat), announce=lambda _: event
+        )
 
     async def _append_user(self, message: Message) -> None:
-        position = await self.recorder.append_message(message)
-        self.recorder.emit(events.user_message(self.session_id, message, position))
+        await self.recorder.append_message(
+            message,
+            announce=lambda position: events.user_message(self.session_id, message, position),
+        )
 
     async def _drain_steer(self) -> None:
         while self._steer:

@@ -7,7 +7,7 @@ message that is not committed, and an in-memory session never runs ahead of its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..eventlog import EventLog, LogClosed, LogEntry
@@ -15,6 +15,8 @@ from ..session import Item, Message, Session
 from ..store.base import Store
 
 T = TypeVar("T")
+# Builds the event announcing an item from its position in the session.
+Announce = Callable[[int], dict[str, Any]]
 
 
 async def _finish(write: Awaitable[T]) -> tuple[T, bool]:
@@ -54,16 +56,22 @@ class SessionRecorder:
         except LogClosed:
             return None
 
-    async def append(self, item: Item) -> int:
-        """Commit an item, then add it to the in-memory session; returns its position."""
+    async def append(self, item: Item, announce: Announce | None = None) -> int:
+        """Commit an item, add it to the in-memory session, then emit ``announce(position)``.
+
+        The announcing event goes out even when a cancellation arrived during the write: the
+        item is committed either way, and a client must not miss a message it can later read.
+        """
         position, cancelled = await _finish(self.store.append_item(self.session.id, item))
         self.session.messages.append(item)
+        if announce is not None:
+            self.emit(announce(position))
         if cancelled:
             raise asyncio.CancelledError
         return position
 
-    async def append_message(self, message: Message) -> int:
-        return await self.append(Item(message=message))
+    async def append_message(self, message: Message, announce: Announce | None = None) -> int:
+        return await self.append(Item(message=message), announce)
 
     async def update(self, **fields: Any) -> None:
         """Commit some session fields, then apply them in memory (all or nothing)."""

@@ -340,7 +340,7 @@ async def test_attach_runtime(open_manager: OpenManager) -> None:
         status = await mgr.get_session_status(session.id, wait=0.01)
         assert status["agent"] == "root" and status["streaming"] is False
         assert (await mgr.available_session_models(session.id))["agent"] == "root"
-        assert mgr.queue_status(session.id)["followup"]["depth"] == 0
+        assert (await mgr.queue_status(session.id))["followup"]["depth"] == 0
         assert (await mgr.ready_status())["active_sessions"] == 1
         assert mgr.last_event_seq(session.id) == (0, True)
 

@@ -823,22 +823,22 @@ async def test_queue_status(open_manager: OpenManager) -> None:
     async with open_manager(steer_capacity=3, followup_capacity=2) as mgr:
         session = await mgr.create_session()
         with pytest.raises(SessionNotRunning):
-            mgr.queue_status(session.id)
+            (await mgr.queue_status(session.id))
         stream = await hold_turn(mgr, session.id)
-        assert mgr.queue_status(session.id) == {
+        assert (await mgr.queue_status(session.id)) == {
             "steer": {"depth": 0, "capacity": 3},
             "followup": {"depth": 0, "capacity": 2},
         }
         await mgr.steer_session(session.id, HELLO)
         result = await mgr.follow_up_session(session.id, HELLO)
         assert result.status == "queued_streaming"
-        assert mgr.queue_status(session.id) == {
+        assert (await mgr.queue_status(session.id)) == {
             "steer": {"depth": 1, "capacity": 3},
             "followup": {"depth": 1, "capacity": 2},
         }
         await release_turn(mgr, session.id, stream)
-        assert mgr.queue_status(session.id)["followup"]["depth"] == 0
-        assert mgr.queue_status(session.id)["steer"]["depth"] == 0
+        assert (await mgr.queue_status(session.id))["followup"]["depth"] == 0
+        assert (await mgr.queue_status(session.id))["steer"]["depth"] == 0
 
 
 # -- models -------------------------------------------------------------------------------
@@ -992,3 +992,23 @@ async def test_wait_session_attached(open_manager: OpenManager) -> None:
         start = utc_now()
         assert await mgr.wait_session_attached(session.id, TIMEOUT) is True
         assert utc_now() - start < timedelta(seconds=1)
+
+
+async def test_runtime_routes_tell_an_unknown_id_from_an_idle_session(
+    open_manager: OpenManager,
+) -> None:
+    async with open_manager() as mgr:
+        idle = await mgr.create_session({})
+        calls = [
+            lambda sid: mgr.resume_session(sid, "approve"),
+            lambda sid: mgr.resume_elicitation(sid, "accept"),
+            lambda sid: mgr.steer_session(sid, [{"content": "hi"}]),
+            lambda sid: mgr.queue_status(sid),
+            lambda sid: mgr.available_session_models(sid),
+        ]
+        for call in calls:
+            with pytest.raises(UnknownSession):
+                await call("no-such-session")
+            with pytest.raises(SessionNotRunning) as err:
+                await call(idle.id)
+            assert err.value.code == "session_not_running"

@@ -179,6 +179,21 @@ async def test_full_turn_event_order_and_commits(tmp_path: Path) -> None:
         assert tracker.seq_at_commit(lambda m: m.message.tool_call_id == call_id) < response["seq"]
 
 
+async def test_several_messages_are_committed_then_answered_in_one_turn(tmp_path: Path) -> None:
+    async with open_manager(tmp_path) as mgr, open_reader(tmp_path) as reader:
+        sid = (await mgr.create_session({"title": "t"})).id
+        stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("first", "second"))
+        events = await read_rest(stream)
+        assert types(events)[:3] == ["user_message", "user_message", "stream_started"]
+        assert [(e["message"], e["session_position"]) for e in events[:2]] == [
+            ("first", 0),
+            ("second", 1),
+        ]
+        assert len(of_type(events, "stream_started")) == 1
+        assert len(of_type(events, "stream_stopped")) == 1
+        assert roles(await reader.get_session(sid)) == ["user", "user", "assistant"]
+
+
 # -- approvals ----------------------------------------------------------------------------
 
 
@@ -284,10 +299,19 @@ async def test_concurrent_resumes_exactly_one_wins(tmp_path: Path, confirmation:
         )
         assert sum(result is None for result in results) == 1
         assert sum(isinstance(result, NothingPending) for result in results) == 1
+        winner = confirmation if results[0] is None else "reject"
         events = await read_rest(stream)
-        assert len(of_type(events, "authorization_event")) == 1
-        assert len(of_type(events, "tool_call_response")) == 1
+        [authorization] = of_type(events, "authorization_event")
+        assert authorization["confirmation"] == winner
+        [response] = of_type(events, "tool_call_response")
+        assert response["result"]["is_error"] is (winner == "reject")
         assert events[-1]["type"] == "stream_stopped"
+        # The loser changed nothing (SPEC 2: a request that fails changes nothing).
+        async with open_reader(tmp_path) as reader:
+            stored = await reader.get_session(sid)
+        assert stored.tools_approved is (winner == "approve-session")
+        allowed = stored.permissions.allow if stored.permissions else []
+        assert allowed == (["shell"] if winner == "approve-tool" else [])
 
 
 # -- approval policy ----------------------------------------------------------------------
@@ -379,7 +403,7 @@ async def test_steer_enters_after_tool_results_before_next_model_call(tmp_path: 
         sid = (await mgr.create_session({})).id
         stream, _ = await start_held(mgr, sid)
         await mgr.steer_session(sid, user("please be brief"))
-        assert mgr.queue_status(sid)["steer"]["depth"] == 1
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 1
         await mgr.resume_session(sid, "approve")
         events = await read_rest(stream)
 
@@ -393,7 +417,7 @@ async def test_steer_enters_after_tool_results_before_next_model_call(tmp_path: 
         assert roles(stored) == ["user", "assistant", "tool", "user", "assistant"]
         assert stored.chat_messages()[3].message.content == "please be brief"
         assert events[steered_at]["session_position"] == 3
-        assert mgr.queue_status(sid)["steer"]["depth"] == 0
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 0
 
 
 async def test_steer_needs_a_running_turn(tmp_path: Path) -> None:
@@ -404,7 +428,7 @@ async def test_steer_needs_a_running_turn(tmp_path: Path) -> None:
         await run_turn(mgr, sid, "hello")
         with pytest.raises(SessionNotRunning):
             await mgr.steer_session(sid, user("hi"))
-        assert mgr.queue_status(sid)["steer"]["depth"] == 0
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 0
         assert roles(await mgr.get_session(sid)) == ["user", "assistant"]
 
 
@@ -414,12 +438,12 @@ async def test_steer_capacity(tmp_path: Path) -> None:
         stream, held = await start_held(mgr, sid)
         await mgr.steer_session(sid, user("one"))
         await mgr.steer_session(sid, user("two"))
-        status = mgr.queue_status(sid)
+        status = await mgr.queue_status(sid)
         assert status["steer"] == {"depth": 2, "capacity": 2}
         assert status["followup"] == {"depth": 0, "capacity": 8}
         with pytest.raises(QueueFull):
             await mgr.steer_session(sid, user("three"))
-        assert mgr.queue_status(sid)["steer"]["depth"] == 2
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 2
         await mgr.resume_session(sid, "approve")
         events = held + await read_rest(stream)
         assert [e["message"] for e in of_type(events, "user_message")] == [
@@ -427,7 +451,35 @@ async def test_steer_capacity(tmp_path: Path) -> None:
             "one",
             "two",
         ]
-        assert mgr.queue_status(sid)["steer"]["depth"] == 0
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 0
+
+
+async def test_a_steer_accepted_while_the_turn_finishes_is_answered(tmp_path: Path) -> None:
+    """The answer is complete but the turn still runs (its title is being saved): a steer
+    accepted then must still reach the model, not linger into a later turn."""
+    async with open_manager(tmp_path) as mgr:
+        sid = (await mgr.create_session({})).id
+        entered, release = asyncio.Event(), asyncio.Event()
+        original = mgr.store.update_session
+
+        async def gated(session_id, fields):  # hold the title's commit
+            if "title" in fields:
+                entered.set()
+                await release.wait()
+            return await original(session_id, fields)
+
+        mgr.store.update_session = gated  # type: ignore[method-assign]
+        stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("hello"))
+        events = await read_until(stream, "token_usage")  # the model has answered
+        await asyncio.wait_for(entered.wait(), DEADLINE)
+        await mgr.steer_session(sid, user("one more thing"))
+        release.set()
+        events += await read_rest(stream)
+        steered_at = index_of(events, lambda e: e.get("message") == "one more thing")
+        assert "one more thing" in choice_text(events[steered_at:])
+        assert events[-1]["reason"] == "normal"
+        assert (await mgr.queue_status(sid))["steer"]["depth"] == 0
+        assert roles(await mgr.get_session(sid)) == ["user", "assistant", "user", "assistant"]
 
 
 # -- follow-ups ---------------------------------------------------------------------------
@@ -453,7 +505,7 @@ async def test_follow_ups_each_get_a_full_turn_after_the_current_one(tmp_path: P
         second = await mgr.follow_up_session(sid, user("second follow-up"))
         assert first.status == second.status == "queued_streaming"
         assert not first.duplicate and not second.duplicate
-        assert mgr.queue_status(sid)["followup"]["depth"] == 2
+        assert (await mgr.queue_status(sid))["followup"]["depth"] == 2
         await mgr.resume_session(sid, "approve")
         events = held + await read_rest(stream)  # returns only once the stream has ended
 
@@ -466,7 +518,7 @@ async def test_follow_ups_each_get_a_full_turn_after_the_current_one(tmp_path: P
             assert "agent_choice" in types(turn)
             assert turn[-1]["reason"] == "normal"
             assert text in choice_text(turn)
-        assert mgr.queue_status(sid)["followup"]["depth"] == 0
+        assert (await mgr.queue_status(sid))["followup"]["depth"] == 0
         stored = await reader.get_session(sid)
         assert [m.message.content for m in stored.chat_messages() if m.message.role == "user"] == [
             LIST_FILES,
@@ -515,7 +567,7 @@ async def test_follow_up_idempotency_key_delivers_once(tmp_path: Path) -> None:
         again = await mgr.follow_up_session(sid, user("only once"), idempotency_key="k1")
         assert (first.status, first.duplicate) == ("queued_streaming", False)
         assert (again.status, again.duplicate) == ("duplicate", True)
-        assert mgr.queue_status(sid)["followup"]["depth"] == 1
+        assert (await mgr.queue_status(sid))["followup"]["depth"] == 1
         await mgr.resume_session(sid, "approve")
         events = held + await read_rest(stream)
         assert [e["message"] for e in of_type(events, "user_message")] == [
@@ -533,7 +585,7 @@ async def test_a_failed_follow_up_does_not_consume_its_key(tmp_path: Path) -> No
         await mgr.follow_up_session(sid, user("fills the queue"))
         with pytest.raises(QueueFull):
             await mgr.follow_up_session(sid, user("retried"), idempotency_key="k")
-        assert mgr.queue_status(sid)["followup"] == {"depth": 1, "capacity": 1}
+        assert (await mgr.queue_status(sid))["followup"] == {"depth": 1, "capacity": 1}
         await mgr.resume_session(sid, "approve")
         events = held + await read_rest(stream)
         assert [e["message"] for e in of_type(events, "user_message")] == [
@@ -856,6 +908,21 @@ async def test_elicitation_decline_without_an_id(tmp_path: Path, asker: str) -> 
         events = await read_rest(stream)
         [response] = of_type(events, "tool_call_response")
         assert response["result"]["output"] == "action=decline content=null"
+
+
+async def test_cancel_while_an_elicitation_waits(tmp_path: Path, asker: str) -> None:
+    async with open_manager(tmp_path) as mgr, open_reader(tmp_path) as reader:
+        sid = (await mgr.create_session({"title": "t"})).id
+        stream = await mgr.run_session(sid, asker, "", user("run `pick`"))
+        await read_until(stream, "elicitation_request")
+        await mgr.cancel_session(sid)
+        events = await read_rest(stream)
+        assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "canceled"
+        with pytest.raises(NothingPending):
+            await mgr.resume_elicitation(sid, "accept", {"color": "red"})
+        stored = await reader.get_session(sid)
+        assert roles(stored) == ["user", "assistant", "tool"]
+        assert stored.chat_messages()[2].message.content.startswith("Interrupted")
 
 
 # -- crash-left tool calls ----------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""``NBSessionApp``: the extension that serves docker-agent's session API from jupyter-server.
+
+Installed, it is enabled for every ``jupyter server`` / ``jupyter lab`` by the config file the
+package ships; ``jupyter nbsession`` starts a server with this extension alone. One
+``SessionManager`` per server holds every session rule; the handlers only translate HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Int, TraitError, Unicode, default, validate
+
+from .routes import tornado_handlers
+
+if TYPE_CHECKING:
+    from ..manager import SessionManager
+
+STREAM_DRAIN_SECONDS = 5.0
+"""How long a stopping server waits for open SSE responses to write their final events."""
+
+
+class NBSessionApp(ExtensionApp):
+    """The nbsession jupyter-server extension (``jupyter nbsession`` runs it standalone)."""
+
+    name = "nbsession"
+    description = "docker-agent's session API (HTTP + SSE) as a jupyter-server extension."
+    extension_url = "/nbsession/health"
+    load_other_extensions = False  # standalone, serve the API and nothing else
+
+    agents_dir = Unicode(
+        help="Directory of agent source YAML files (docker-agent format), served beside the "
+        "bundled offline agent. Default: <jupyter data dir>/nbsession/agents.",
+    ).tag(config=True)
+
+    db_path = Unicode(
+        help="SQLite file of the session store (WAL mode); ':memory:' keeps sessions in this "
+        "process only. Default: <jupyter data dir>/nbsession/sessions.db.",
+    ).tag(config=True)
+
+    auth_token = Unicode(
+        help="A bearer token accepted besides the jupyter-server's own, for API clients that "
+        "should not hold the server's token. Default: the NBSESSION_TOKEN environment variable.",
+    ).tag(config=True)
+
+    max_request_bytes = Int(
+        1 << 20,
+        help="Request bodies larger than this many bytes are refused with 413 before parsing.",
+    ).tag(config=True)
+
+    event_log_capacity = Int(
+        1024,
+        help="Events kept per session for replay; a client further behind gets a gap event "
+        "(and a reader that falls this far behind live is disconnected).",
+    ).tag(config=True)
+
+    heartbeat_interval = Float(
+        15.0,
+        help="Seconds of silence after which an SSE stream sends a ': ping' comment, which "
+        "keeps proxies from closing it and finds clients that are gone.",
+    ).tag(config=True)
+
+    refresh_interval = Float(
+        0.0,
+        help="Minimum seconds between re-scans of the agent sources for changed files; "
+        "0 re-scans on every use (a directory listing, not a re-parse).",
+    ).tag(config=True)
+
+    steer_capacity = Int(
+        8, help="Steer messages a running turn can hold; more is a 429 with Retry-After."
+    ).tag(config=True)
+
+    followup_capacity = Int(
+        8, help="Follow-up messages a session can hold; more is a 429 with Retry-After."
+    ).tag(config=True)
+
+    manager: SessionManager
+    _start: asyncio.Future[None] | None = None
+    _streams: set[asyncio.Future[None]]
+
+    @default("agents_dir")
+    def _default_agents_dir(self) -> str:
+        return os.path.join(jupyter_data_dir(), "nbsession", "agents")
+
+    @default("db_path")
+    def _default_db_path(self) -> str:
+        return os.path.join(jupyter_data_dir(), "nbsession", "sessions.db")
+
+    @default("auth_token")
+    def _default_auth_token(self) -> str:
+        return os.environ.get("NBSESSION_TOKEN", "")
+
+    @default("open_browser")
+    def _default_open_browser(self) -> bool:
+        return False  # an API has no page to open
+
+    @validate("max_request_bytes", "event_log_capacity", "steer_capacity", "followup_capacity")
+    def _positive_int(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"NBSessionApp.{proposal['trait'].name} must be at least 1.")
+        return int(proposal["value"])
+
+    @validate("heartbeat_interval")
+    def _positive_interval(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError("NBSessionApp.heartbeat_interval must be positive.")
+        return float(proposal["value"])
+
+    def initialize_settings(self) -> None:
+        """Build the manager (no I/O yet: the store opens once the loop runs)."""
+        from ..manager import ManagerConfig, SessionManager
+
+        assert self.serverapp is not None
+        self._streams = set()
+        self.manager = SessionManager(
+            ManagerConfig(
+                db_path=self.db_path,
+                agents_dir=self.agents_dir or None,
+                working_dir=self.serverapp.root_dir,
+                event_log_capacity=self.event_log_capacity,
+                steer_capacity=self.steer_capacity,
+                followup_capacity=self.followup_capacity,
+                refresh_interval=self.refresh_interval,
+            )
+        )
+        if not (self.auth_token or self.serverapp.identity_provider.auth_enabled):
+            self.log.warning(
+                "nbsession: the server has no token or password and NBSessionApp.auth_token "
+                "is empty, so every nbsession API request will be refused with 401."
+            )
+
+    @contextlib.contextmanager
+    def open_stream(self) -> Iterator[None]:
+        """Mark an SSE response as open, so a stopping server lets it send its last events."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._streams.add(done)
+        try:
+            yield
+        finally:
+            self._streams.discard(done)
+            done.set_result(None)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(tornado_handlers())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Open the store as soon as the server runs, so /ready is true from the start."""
+        with contextlib.suppress(Exception):  # logged by _open; requests retry
+            await self.started_manager()
+
+    async def started_manager(self) -> SessionManager:
+        """The manager, its store opened once; a failed open is retried by the next caller."""
+        failed = self._start is not None and self._start.done() and not self._start.cancelled()
+        if self._start is None or (failed and self._start.exception() is not None):
+            self._start = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._start)
+        return self.manager
+
+    async def _open(self) -> None:
+        try:
+            await self.manager.start()
+        except Exception as exc:
+            self.log.error("nbsession: cannot open the session store %s: %s", self.db_path, exc)
+            raise
+
+    async def stop_extension(self) -> None:
+        """Cancel running turns, persist them and end every event log with session_exited."""
+        if self._start is None:
+            return
+        try:
+            await self._start
+        except Exception:
+            return  # a store that never opened has nothing to stop
+        try:
+            await self.manager.shutdown(reason="server stopping")
+        except Exception:
+            self.log.exception("nbsession: shutting down the session manager failed")
+        if self._streams:  # each has its session_exited (or stream_stopped) to deliver
+            await asyncio.wait(set(self._streams), timeout=STREAM_DRAIN_SECONDS)
+
+
+main = launch_new_instance = NBSessionApp.launch_instance

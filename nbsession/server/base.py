@@ -1,0 +1,262 @@
+"""The base handler: authentication, body limits, JSON in and out, errors as ``{code, message}``.
+
+Handlers built on it stay thin: they parse with ``body()`` / the ``*_arg`` helpers, call the
+manager and ``reply()``. Any exception ends as a JSON error through ``write_error``: named
+errors with their status and sentence, anything else as a logged 500 with no details sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import re
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth import User
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import BaseModel, ValidationError
+from tornado.web import HTTPError
+
+from ..errors import InvalidRequest, NBSessionError, RequestTooLarge, Unauthorized
+from .errors import ErrorReply, error_reply
+
+if TYPE_CHECKING:
+    from ..manager import SessionManager
+    from .app import NBSessionApp
+    from .routes import Operation, Route
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+MAX_WAIT = 300.0
+"""Every wait or timeout a client asks for is capped at five minutes (docker-agent's bound)."""
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_TRUE = frozenset({"", "1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_AUTH_SCHEMES = frozenset({"bearer", "token"})
+
+
+def parse_duration(text: str, name: str) -> float:
+    """Seconds from ``30s``, ``5m``, ``500ms``, ``1m30s`` or bare seconds, capped at 5 minutes.
+
+    The Go-style suffixes are what docker-agent clients send; ``name`` is the parameter the
+    400 names when ``text`` is none of these.
+    """
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise InvalidRequest(
+                f"{name} must be a duration like 10s, 5m or 500ms, got {text!r}.", field=name
+            ) from None
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidRequest(f"{name} must be a non-negative duration.", field=name)
+    return min(seconds, MAX_WAIT)
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    """``("messages", 0, "content")`` -> ``messages[0].content``, as the manager names fields."""
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else part
+    return name or "body"
+
+
+class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
+    """What every nbsession route shares; the route it serves comes from the route table."""
+
+    route: Route
+
+    def initialize(self, name: str, route: Route) -> None:  # type: ignore[override]
+        super().initialize(name)
+        self.route = route
+        self.client_gone = asyncio.Event()
+
+    @property
+    def app(self) -> NBSessionApp:
+        return self.extensionapp  # type: ignore[return-value]
+
+    @property
+    def operation(self) -> Operation:
+        return self.route.operations[self.request.method or ""]
+
+    async def manager(self) -> SessionManager:
+        """The server's manager, opened on first use (tests never run the post-start hook)."""
+        return await self.app.started_manager()
+
+    # -- authentication and limits --------------------------------------------------------
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate, then refuse oversized bodies, before jupyter-server's own checks.
+
+        jupyter-server would answer 403 to a missing credential; the contract is a 401 with
+        ``WWW-Authenticate: Bearer``, so the decision is made here and jupyter-server then sees
+        an authenticated user (its XSRF check still applies to cookie-authenticated requests).
+        """
+        if self.request.method != "OPTIONS" and not self.route.open:
+            await self._authenticate()
+            self._check_body_size()
+        await super().prepare()
+
+    async def _authenticate(self) -> None:
+        scheme, _, credential = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() in _AUTH_SCHEMES:
+            if not self._known_token(credential.strip()):
+                raise Unauthorized("The token in the Authorization header is not valid.")
+            # Header credentials cannot be forged cross-site, so jupyter-server's XSRF and
+            # origin checks are skipped for them, as jupyter-server does for its own token.
+            self._token_authenticated = True
+            self.current_user = self._jupyter_current_user = User(
+                username="nbsession-api", name="nbsession API client"
+            )
+            return
+        # A browser's login cookie (or ?token=): only when the server authenticates at all;
+        # with auth disabled every request would "log in" as an anonymous user.
+        if self.identity_provider.auth_enabled:
+            user = await ensure_async(self.identity_provider.get_user(self))
+            if user is not None:
+                self.current_user = self._jupyter_current_user = user
+                return
+        raise Unauthorized("Authentication required: send Authorization: Bearer <token>.")
+
+    def _known_token(self, credential: str) -> bool:
+        """Constant-time match against the extension's token and the server's token."""
+        given = credential.encode()
+        matches = [
+            hmac.compare_digest(given, token.encode())
+            for token in (self.app.auth_token, self.identity_provider.token)
+            if token
+        ]
+        return any(matches)
+
+    def _check_body_size(self) -> None:
+        """413 before parsing: the declared length first, then the body actually received."""
+        limit = self.app.max_request_bytes
+        declared = self.request.headers.get("Content-Length", "")
+        if (declared.isdigit() and int(declared) > limit) or len(self.request.body) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+
+    # -- parsing --------------------------------------------------------------------------
+
+    def json_value(self, required: bool = True) -> Any:
+        """The body as JSON (``None`` when empty and not required)."""
+        if not self.request.body.strip():
+            if required:
+                raise InvalidRequest("A JSON body is required.", field="body")
+            return None
+        try:
+            return json.loads(self.request.body)
+        except ValueError as exc:
+            raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, for bodies passed through to the manager as they are."""
+        value = self.json_value()
+        if not isinstance(value, dict):
+            raise InvalidRequest("The body must be a JSON object.", field="body")
+        return value
+
+    def body(self, model: type[BodyT], value: Any = None) -> BodyT:
+        """Validate the body (or ``value``, an adapted body) against the route's request model.
+
+        The model must be the one the route table documents for this method, so the OpenAPI
+        document and the validation cannot diverge.
+        """
+        if model is not self.operation.body:
+            raise TypeError(f"{type(self).__name__} validates {model.__name__}, not its route's.")
+        if value is None:
+            value = self.json_value()
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            field = _field_name(first["loc"])
+            raise InvalidRequest(f"{field}: {first['msg']}.", field=field) from None
+
+    def _query(self, name: str) -> str | None:
+        if name not in self.operation.query_names:
+            raise TypeError(f"{type(self).__name__} reads ?{name}, which its route omits.")
+        return self.get_query_argument(name, None)
+
+    @overload
+    def duration_arg(self, name: str, default: float) -> float: ...
+
+    @overload
+    def duration_arg(self, name: str, default: None) -> float | None: ...
+
+    def duration_arg(self, name: str, default: float | None) -> float | None:
+        value = self._query(name)
+        return default if value is None else parse_duration(value, name)
+
+    def flag_arg(self, name: str) -> bool:
+        value = self._query(name)
+        if value is None:
+            return False
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise InvalidRequest(f"{name} must be true or false, got {value!r}.", field=name)
+
+    def seq_arg(self, name: str, header: str) -> int | None:
+        """A resume point from ``?name=`` or, when absent, the ``header`` (SPEC 3)."""
+        value = self._query(name)
+        source = name
+        if value is None:
+            value, source = self.request.headers.get(header), header
+        if value is None:
+            return None
+        if not value.strip().isdigit():
+            raise InvalidRequest(f"{source} must be a non-negative integer.", field=source)
+        return int(value)
+
+    # -- replies --------------------------------------------------------------------------
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload))
+
+    def send_reply(self, reply: ErrorReply) -> None:
+        self.set_status(reply.status)
+        for header, value in reply.headers:
+            self.set_header(header, value)
+        self.finish(json.dumps(reply.body()))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error is ``{"code", "message"}``; tracebacks stay in the server log."""
+        exc_info = kwargs.get("exc_info")
+        self.send_reply(error_reply(exc_info[1] if exc_info else None, status_code))
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Expected errors are answered, not logged (the access log has the status line).
+
+        Tornado's own version logs the full URI, which may carry ``?token=``: only the path
+        is logged here.
+        """
+        if isinstance(value, (NBSessionError, HTTPError)):
+            return
+        self.log.error(
+            "nbsession: unhandled error in %s %s",
+            self.request.method,
+            self.request.path,
+            exc_info=(typ, value, tb),  # type: ignore[arg-type]
+        )
+
+    def on_connection_close(self) -> None:
+        """Streams watch this to stop writing (and, for a run, to cancel the turn)."""
+        self.client_gone.set()
+        super().on_connection_close()

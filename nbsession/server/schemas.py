@@ -1,0 +1,237 @@
+"""The JSON shapes of the HTTP API, as pydantic models.
+
+Request models are what handlers validate bodies with (strictly: ``"5"`` is not an integer),
+so a wrong type is a 400 that names the field. Response models describe what the manager's
+JSON looks like; they exist for the OpenAPI document, which is built from these same classes
+so the document cannot drift from what handlers accept.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from ..session import Message, Permissions, Role
+
+
+class Body(BaseModel):
+    """A request body: unknown keys are ignored (docker-agent clients send more than we read)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ApiMessage(Body):
+    """A message a client sends into a turn (docker-agent's ``api.Message``)."""
+
+    role: Role = "user"
+    content: str = ""
+    multi_content: list[dict[str, Any]] | None = None
+
+
+class RunRequest(Body):
+    """POST .../agent/{agent}: the turn's messages and an optional persistent model override.
+
+    A bare JSON array of messages is accepted too; the handler wraps it into this shape.
+    """
+
+    messages: list[ApiMessage]
+    model: str = Field("", description="A model ref; empty keeps the current model.")
+
+
+class MessagesRequest(Body):
+    """Steer and follow-up bodies."""
+
+    messages: list[ApiMessage]
+
+
+class ResumeRequest(Body):
+    confirmation: str = Field(
+        description="approve | approve-session | approve-tool | reject",
+        examples=["approve"],
+    )
+    reason: str = ""
+    tool_name: str = ""
+
+
+class ElicitationRequest(Body):
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+    elicitation_id: str = ""
+
+
+class TitleRequest(Body):
+    title: str
+
+
+class PermissionsRequest(Body):
+    permissions: Permissions | None = None
+
+
+class TokensRequest(Body):
+    input_tokens: int
+    output_tokens: int
+    cost: float = 0.0
+
+
+class StarredRequest(Body):
+    starred: bool
+
+
+class MessageRequest(Body):
+    """POST /messages and PATCH /messages/{msg_id} (the id in the path wins for PATCH)."""
+
+    message: Message
+
+
+class SummaryRequest(Body):
+    summary: str
+    first_kept_entry: int | None = None
+
+
+class ForkRequest(Body):
+    user_message_index: int = Field(
+        validation_alias=AliasChoices("user_message_index", "message_index"),
+        description="Index among the user messages; history before it is copied.",
+    )
+
+
+class BatchRequest(Body):
+    session_ids: list[str]
+
+
+# --- Responses (documentation; the manager builds the JSON) -------------------------------
+
+
+class Reply(BaseModel):
+    """Responses may grow fields; clients ignore what they do not know."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(Reply):
+    code: str = Field(examples=["unknown_session"])
+    message: str
+
+
+class StatusReply(Reply):
+    status: str
+
+
+class MessageReply(Reply):
+    message: str
+
+
+class AddedReply(Reply):
+    status: Literal["added"]
+    id: str | None = None
+
+
+class ReadyReply(Reply):
+    ready: bool
+    active_sessions: int
+    store_connected: bool
+    latest_error: str = ""
+
+
+class AgentInfo(Reply):
+    name: str
+    description: str
+    multi: bool
+    commands: list[str]
+
+
+class ToolCount(Reply):
+    available_tools: int
+
+
+class SessionStatus(Reply):
+    id: str
+    title: str
+    streaming: bool
+    agent: str = ""
+    input_tokens: int
+    output_tokens: int
+    num_messages: int
+
+
+class SessionSnapshot(Reply):
+    id: str
+    title: str
+    created_at: str
+    working_dir: str = ""
+    messages: list[Message]
+    tools_approved: bool
+    permissions: Permissions | None = None
+    input_tokens: int
+    output_tokens: int
+    streaming: bool
+    agent: str = ""
+    last_event_seq: int = Field(description="Tail /events from here after a gap.")
+    cost: float = 0.0
+
+
+class ModelChoice(Reply):
+    ref: str
+    name: str
+    provider: str = ""
+    model: str = ""
+    is_default: bool = False
+    is_current: bool = False
+
+
+class SessionModels(Reply):
+    agent: str
+    current_model_ref: str = ""
+    models: list[ModelChoice]
+
+
+class QueueDepth(Reply):
+    depth: int
+    capacity: int
+
+
+class QueueStatus(Reply):
+    steer: QueueDepth
+    followup: QueueDepth
+
+
+class FollowUpReply(Reply):
+    status: Literal["queued_streaming", "queued_idle", "duplicate"]
+    duplicate: bool
+
+
+class TitleReply(Reply):
+    id: str
+    title: str
+
+
+class ToolsApprovalReply(Reply):
+    tools_approved: bool
+
+
+class BatchDeleteReply(Reply):
+    deleted_count: int
+    failed_count: int
+    failed_ids: list[str] = Field(default_factory=list)
+
+
+class BatchExportReply(Reply):
+    export_format: str
+    timestamp: str
+    sessions: list[dict[str, Any]]
+    session_count: int
+
+
+class Event(Reply):
+    """One SSE ``data:`` payload (SPEC 4); the ``id:`` line carries its sequence number."""
+
+    type: str = Field(examples=["agent_choice"])
+
+
+ImportBody = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {"type": "object", "description": "An exported .ipynb (nbformat 4) or recovery JSON."}
+    ),
+]

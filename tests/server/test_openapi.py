@@ -1,0 +1,107 @@
+"""The OpenAPI document matches what the server really registers, accepts and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from tornado.routing import Router
+from tornado.web import RequestHandler
+
+from nbsession.server.base import NBSessionHandler
+from nbsession.server.handlers import NotFoundHandler
+from nbsession.server.routes import ROUTES
+
+from .conftest import PLACEHOLDERS, Fetch, new_session, user
+
+HTTP_METHODS = ("get", "post", "patch", "put", "delete")
+
+
+def registered(router: Any) -> list[tuple[str, type[RequestHandler]]]:
+    """Every (regex, handler) rule in the tornado application, nested routers included."""
+    rules = []
+    for rule in router.rules:
+        if isinstance(rule.target, Router):
+            rules += registered(rule.target)
+        elif isinstance(rule.target, type):
+            rules.append((rule.matcher.regex.pattern, rule.target))
+    return rules
+
+
+def implemented(handler: type[RequestHandler]) -> set[str]:
+    """The HTTP methods a handler class defines itself (not tornado's 405 stubs)."""
+    return {
+        m.upper() for m in HTTP_METHODS if getattr(handler, m) is not getattr(RequestHandler, m)
+    }
+
+
+async def fetch_document(api: Fetch) -> dict[str, Any]:
+    reply = await api("GET", "api/openapi.json")
+    assert reply.code == 200
+    return reply.json()
+
+
+async def test_document_is_openapi_31_for_this_server(api: Fetch, jp_base_url: str) -> None:
+    document = await fetch_document(api)
+    assert document["openapi"] == "3.1.0"
+    assert document["servers"] == [{"url": f"{jp_base_url}nbsession"}]
+    assert document["paths"]["/health"]["get"]["security"] == []
+
+
+async def test_every_registered_route_is_documented(
+    api: Fetch, jp_serverapp: Any, jp_base_url: str
+) -> None:
+    document = await fetch_document(api)
+    ours = [
+        (pattern, handler)
+        for pattern, handler in registered(jp_serverapp.web_app.default_router)
+        if issubclass(handler, NBSessionHandler) and handler is not NotFoundHandler
+    ]
+    by_pattern = {f"{jp_base_url.rstrip('/')}{route.pattern}$": route for route in ROUTES}
+    assert len(ours) == len(ROUTES)
+    for pattern, handler in ours:
+        route = by_pattern[pattern]
+        documented = {method.upper() for method in document["paths"][route.path]}
+        assert implemented(handler) == documented, route.path
+
+
+async def test_every_documented_operation_answers_a_documented_status(api: Fetch) -> None:
+    document = await fetch_document(api)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            url = path.lstrip("/").format(**PLACEHOLDERS)
+            body = {} if "requestBody" in operation else None
+            reply = await api(method.upper(), url, body, params={"timeout": "0s"})
+            assert str(reply.code) in operation["responses"], (method, path, reply.code)
+            if reply.code >= 400:
+                assert reply.json()["code"] != "not_found", (method, path)
+
+
+def validator(document: dict[str, Any], operation: dict[str, Any], status: int) -> Any:
+    content = operation["responses"][str(status)]["content"]
+    schema = next(iter(content.values()))["schema"]
+    return Draft202012Validator({**schema, "components": document["components"]})
+
+
+async def test_replies_match_their_schemas(api: Fetch) -> None:
+    document = await fetch_document(api)
+    session_id = await new_session(api)
+    reply = await api("POST", f"api/sessions/{session_id}/agent/default", user("what is 17*23"))
+    assert reply.code == 200
+    sessions = "/api/sessions/{session_id}"
+    checks = [
+        ("GET", "/ready", "ready", 200),
+        ("GET", "/api/agents", "api/agents", 200),
+        ("GET", "/api/sessions", "api/sessions", 200),
+        ("GET", sessions, f"api/sessions/{session_id}", 200),
+        ("GET", f"{sessions}/status", f"api/sessions/{session_id}/status", 200),
+        ("GET", f"{sessions}/snapshot", f"api/sessions/{session_id}/snapshot", 200),
+        ("GET", f"{sessions}/models", f"api/sessions/{session_id}/models", 200),
+        ("GET", f"{sessions}/queue", f"api/sessions/{session_id}/queue", 200),
+        ("GET", sessions, "api/sessions/nope", 404),
+    ]
+    for method, path, url, status in checks:
+        reply = await api(method, url)
+        assert reply.code == status, url
+        operation = document["paths"][path][method.lower()]
+        validator(document, operation, status).validate(reply.json())
