@@ -31,7 +31,13 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 
 from ..config.agents import AgentConfig, ModelConfig, TeamConfig
-from ..errors import InvalidConfirmation, InvalidRequest, NothingPending, QueueFull
+from ..errors import (
+    InvalidConfirmation,
+    InvalidRequest,
+    NothingPending,
+    QueueFull,
+    UnknownSession,
+)
 from ..session import ChatMessage, Message, Permissions, ToolCall, new_id, utc_now
 from ..tools import build_toolsets
 from ..tools.base import ElicitationResult, Tool, ToolContext, ToolDefinition, ToolResult, Toolset
@@ -40,7 +46,7 @@ from .convert import from_model_response, model_tool_definitions, to_model_messa
 from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
 from .permissions import decide
 from .recorder import SessionRecorder
-from .title import generate_title
+from .title import fallback_title, generate_title
 
 log = logging.getLogger("nbsession.runtime")
 
@@ -382,6 +388,10 @@ class AgentRuntime:
             if title_task is not None:
                 title_task.cancel()
             return "error"
+        except UnknownSession:  # deleted while the turn ran: nothing left to save or tell
+            if title_task is not None:
+                title_task.cancel()
+            return "canceled"
         except Exception as exc:  # a store failure (disk full...): end this turn, not the run
             log.exception("turn of session %s failed", self.session_id)
             if title_task is not None:
@@ -403,6 +413,8 @@ class AgentRuntime:
                     Message(agent_name=self.agent_name, message=chat)
                 )
             await self.close_dangling_tool_calls()
+        except UnknownSession:
+            pass  # the session was deleted: its cancellation is why the turn stopped
         except Exception:
             log.exception("saving the cancelled turn of session %s failed", self.session_id)
 
@@ -629,10 +641,9 @@ class AgentRuntime:
 
     async def _set_title(self, resolved: ResolvedModel, first_message: str) -> None:
         try:
-            model = self._model(resolved.config)
+            title = await generate_title(self._model(resolved.config), first_message)
         except ModelUnavailable:
-            return
-        title = await generate_title(model, first_message)
+            title = fallback_title(first_message)
         if self.recorder.session.title:  # someone named it meanwhile
             return
         try:
