@@ -22,8 +22,10 @@ import json
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
+
+from .session import rfc3339, utc_now
 
 __all__ = [
     "GAP",
@@ -122,7 +124,7 @@ class EventLog(Protocol):
 def _json_default(value: object) -> str:
     """Events carry ``datetime`` timestamps; anything else unknown is a bug in the producer."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return rfc3339(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
@@ -204,7 +206,7 @@ class RingEventLog:
         if self._closed:
             return None
         entry = self.append(
-            {"type": "session_exited", "reason": reason, "timestamp": datetime.now(timezone.utc)}
+            {"type": "session_exited", "reason": reason, "timestamp": rfc3339(utc_now())}
         )
         self._closed = True
         return entry

@@ -131,8 +131,10 @@ def _validate_nbformat(data: Mapping[str, Any]) -> None:
     except nbformat.ValidationError as exc:
         path = ".".join(str(part) for part in exc.absolute_path)
         where = f" (at {path})" if path else ""
+        # jsonschema's message quotes the offending value, which may be a whole cell.
+        problem = exc.message if len(exc.message) <= 160 else exc.message[:157] + "..."
         raise InvalidRequest(
-            f"The notebook is not valid nbformat: {exc.message}{where}.", field=path or None
+            f"The notebook is not valid nbformat: {problem}{where}.", field=path or None
         ) from None
 
 
@@ -211,6 +213,11 @@ class _Renderer:
             title = " ".join(sub.title.split()) or "Untitled sub-session"
             text = f"**Sub-session**: {title}\n\n{count} message{'s' if count != 1 else ''}"
             return [self._markdown(f"{sub.id}-sub-session", text)]
+        if item.error is not None:
+            lines = item.error.splitlines() or [""]
+            error = {"output_type": "error", "ename": "TurnError", "evalue": lines[0]}
+            source = "# the turn failed"
+            return [self._code(f"item-{index}-error", source, [{**error, "traceback": lines}])]
         return [self._markdown(f"item-{index}-summary", f"**Summary**\n\n{item.summary or ''}")]
 
     def _message_cells(self, message: Message) -> list[dict[str, Any]]:

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+# Counts are stored as SQLite INTEGERs (signed 64-bit) and read by Go clients as int64.
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Money = Annotated[float, Field(ge=0)]
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with a ``Z``, as Go's ``time.Time`` marshals it (docker-agent's event timestamps)."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -26,7 +35,8 @@ def new_id() -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # NaN and infinities are not JSON: a Go or JavaScript client could not read them back.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     def to_json(self) -> dict[str, Any]:
         """The docker-agent JSON shape of this object."""
@@ -60,11 +70,11 @@ class ToolCall(_Model):
 class Usage(_Model):
     """Tokens and cost of one model response."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cached_output_tokens: int = 0
-    reasoning_tokens: int = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cached_input_tokens: Count = 0
+    cached_write_tokens: Count = 0
+    reasoning_tokens: Count = 0
 
 
 class ChatMessage(_Model):
@@ -98,20 +108,28 @@ class Message(_Model):
 
 
 class Item(_Model):
-    """One entry of ``Session.messages``: a message, a sub-session or a summary."""
+    """One entry of ``Session.messages``: a message, a sub-session, a summary or an error.
+
+    An ``error`` item records a turn that failed (the model was unreachable, the store
+    refused a write) so that people reading the session later see it; models never do.
+    It is nbsession's addition: docker-agent clients ignore the unknown field.
+    """
 
     message: Message | None = None
     sub_session: Session | None = None
     summary: str | None = None
-    first_kept_entry: int | None = None
+    first_kept_entry: Count | None = None
     cost: float | None = None
+    error: str | None = None
 
     @property
-    def kind(self) -> Literal["message", "sub_session", "summary"]:
+    def kind(self) -> Literal["message", "sub_session", "summary", "error"]:
         if self.message is not None:
             return "message"
         if self.sub_session is not None:
             return "sub_session"
+        if self.error is not None:
+            return "error"
         return "summary"
 
 
@@ -125,12 +143,12 @@ class Session(_Model):
     tools_approved: bool = False
     hide_tool_results: bool = False
     working_dir: str = ""
-    max_iterations: int = 0
+    max_iterations: Count = 0
     starred: bool = False
     thinking: bool = False
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost: Money = 0.0
     permissions: Permissions | None = None
     agent_model_overrides: dict[str, str] = Field(default_factory=dict)
     custom_models_used: list[str] = Field(default_factory=list)
@@ -189,6 +207,37 @@ class SessionSummary(_Model):
     output_tokens: int
     working_dir: str
     starred: bool
+
+
+class SessionTemplate(_Model):
+    """The fields a client may set when it creates a session (SPEC 2), strictly typed.
+
+    docker-agent clients send a whole session object with zero values; ``null`` means "not
+    given", server-owned fields are ignored, and a wrong type (``"yes"`` for a boolean) is
+    refused rather than coerced, since ``tools_approved`` turns every approval off.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+    title: str = ""
+    working_dir: str = ""
+    tools_approved: bool = False
+    hide_tool_results: bool = False
+    thinking: bool = False
+    max_iterations: Count = 0
+    permissions: Permissions | None = None
+    agent_model_overrides: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
+    custom_models_used: list[str] = Field(default_factory=list)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            field = cls.model_fields[info.field_name]
+            return field.get_default(call_default_factory=True)
+        return value
 
 
 def user_message(content: str, agent_name: str = "", **extra: Any) -> Message:

@@ -196,21 +196,23 @@ def _describe(value: object) -> str:
 
 
 class _Parser:
-    """Walks one YAML document; holds the file path for errors and the warnings so far."""
+    """Walks one YAML document; holds the file's path, the name its messages give it (they may
+    reach a client, so not a server path) and the warnings so far."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, name: str) -> None:
         self.path = path
+        self.name = name
         self.warnings: list[str] = []
 
     def error(self, key: str, problem: str) -> AgentConfigError:
-        return AgentConfigError(self.path, key, problem)
+        return AgentConfigError(self.name, key, problem)
 
     def warn_unknown(self, prefix: str, mapping: Mapping[Any, Any], known: frozenset[str]) -> None:
         for key in mapping:
             if key not in known:
-                message = f"{self.path}: {_join(prefix, key)}: unknown key ignored"
-                log.warning("%s", message)
-                self.warnings.append(message)
+                problem = f"{_join(prefix, key)}: unknown key ignored"
+                log.warning("%s: %s", self.path, problem)
+                self.warnings.append(f"{self.name}: {problem}")
 
     # Typed readers: ``None`` (a YAML key with no value) reads as absent.
 
@@ -410,9 +412,10 @@ class _Parser:
         )
 
 
-def parse_team(text: str, *, path: str, source_id: str) -> TeamConfig:
-    """Parse and validate one agent source; ``path`` is only used to name it in messages."""
-    return _Parser(path).team(text, source_id)
+def parse_team(text: str, *, path: str, source_id: str, name: str | None = None) -> TeamConfig:
+    """Parse and validate one agent source. ``path`` is kept as ``TeamConfig.path`` and named
+    in the log; ``name`` (default: ``path``) names the file in errors and warnings."""
+    return _Parser(path, path if name is None else name).team(text, source_id)
 
 
 def source_id_for(path: str | os.PathLike[str]) -> str:
@@ -421,10 +424,18 @@ def source_id_for(path: str | os.PathLike[str]) -> str:
     return file.stem if file.suffix in (".yaml", ".yml") else file.name
 
 
-def load_team(path: str | os.PathLike[str]) -> TeamConfig:
-    """Read and parse one agent file; a file that cannot be read is unavailable, not broken."""
+def load_team(path: str | os.PathLike[str], *, name: str | None = None) -> TeamConfig:
+    """Read and parse one agent file; a file that cannot be read is unavailable, not broken.
+
+    ``name`` is how messages name the file (default: its path); a server passes a name
+    without its directories, since these messages reach clients.
+    """
+    name = os.fspath(path) if name is None else name
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentSourceUnavailable(f"Cannot read agent source {os.fspath(path)}: {exc}") from exc
-    return parse_team(text, path=os.fspath(path), source_id=source_id_for(path))
+    except UnicodeDecodeError as exc:
+        raise AgentSourceUnavailable(f"Cannot read agent source {name}: {exc}.") from exc
+    except OSError as exc:  # its str() repeats the path: only the reason is given
+        reason = exc.strerror or type(exc).__name__
+        raise AgentSourceUnavailable(f"Cannot read agent source {name}: {reason}.") from exc
+    return parse_team(text, path=os.fspath(path), source_id=source_id_for(path), name=name)

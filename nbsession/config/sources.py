@@ -184,7 +184,9 @@ class SourceLoader:
         if entry.error is not None:
             raise entry.error.with_traceback(None)
         try:
-            entry.team = load_team(entry.path)
+            # Messages may reach a client: they name the file as it is in agents_dir (sources
+            # sit directly in their directory, so by its file name), never by a server path.
+            entry.team = load_team(entry.path, name=entry.path.name)
         except AgentConfigError as exc:
             log.warning("Agent source %s is broken and skipped: %s", entry.path, exc.message)
             entry.error = exc

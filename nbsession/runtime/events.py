@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..session import Message, ToolCall, utc_now
+from ..session import Message, ToolCall, rfc3339, utc_now
 from ..tools.base import ToolDefinition, ToolResult
 
 Event = dict[str, Any]
@@ -19,17 +19,18 @@ def _event(type_: str, agent_name: str = "", **fields: Any) -> Event:
     event: Event = {"type": type_}
     if agent_name:
         event["agent_name"] = agent_name
-    event["timestamp"] = utc_now().isoformat().replace("+00:00", "Z")
+    event["timestamp"] = rfc3339(utc_now())
     event.update(fields)
     return event
 
 
-def user_message(session_id: str, message: Message, position: int) -> Event:
+def user_message(session_id: str, agent_name: str, message: Message, position: int) -> Event:
     fields: dict[str, Any] = {}
     if message.message.multi_content:
         fields["multi_content"] = message.message.multi_content
     return _event(
         "user_message",
+        agent_name,
         message=message.message.content,
         session_id=session_id,
         session_position=position,
@@ -101,8 +102,8 @@ def token_usage(session_id: str, agent_name: str, usage: Mapping[str, Any]) -> E
     return _event("token_usage", agent_name, session_id=session_id, usage=dict(usage))
 
 
-def session_title(session_id: str, title: str) -> Event:
-    return _event("session_title", session_id=session_id, title=title)
+def session_title(session_id: str, agent_name: str, title: str) -> Event:
+    return _event("session_title", agent_name, session_id=session_id, title=title)
 
 
 def elicitation_request(

@@ -38,7 +38,7 @@ from ..errors import (
     QueueFull,
     UnknownSession,
 )
-from ..session import ChatMessage, Message, Permissions, ToolCall, new_id, utc_now
+from ..session import ChatMessage, Item, Message, Permissions, ToolCall, new_id, utc_now
 from ..tools import build_toolsets
 from ..tools.base import ElicitationResult, Tool, ToolContext, ToolDefinition, ToolResult, Toolset
 from . import events
@@ -171,13 +171,23 @@ class AgentRuntime:
         }
 
     def available_models(self) -> dict[str, Any]:
-        """The models this agent can switch between, the current one marked (SPEC 2)."""
+        """The models this agent can switch between, the current one marked (SPEC 2).
+
+        An override that no longer resolves (the agent file changed, or the session was
+        created with a bad one) is reported as the current ref with no choice marked, so a
+        picker can show it and offer the valid ones.
+        """
         default_ref = self.agent.model
-        current_ref = self.current_model().ref
+        override = self.recorder.session.agent_model_overrides.get(self.agent_name, "")
+        current_ref = override or default_ref
         refs = self.team.model_refs()
-        for ref in (default_ref, current_ref):
-            if ref not in refs:
-                refs.append(ref)
+        if default_ref not in refs:
+            refs.append(default_ref)
+        try:
+            if resolve_ref(self.team, current_ref).ref not in refs:
+                refs.append(current_ref)
+        except InvalidRequest:
+            pass
         models = []
         for ref in refs:
             config = self.team.model_for(ref)
@@ -348,9 +358,7 @@ class AgentRuntime:
         try:
             resolved = self.current_model()
         except InvalidRequest as exc:
-            self.recorder.emit(
-                events.error(self.session_id, agent.name, exc.message, "model_error")
-            )
+            await self._fail(exc.message, "model_error")
             return "error"
         self.recorder.emit(
             events.agent_info(agent.name, resolved.label, agent.description, agent.welcome_message)
@@ -396,8 +404,18 @@ class AgentRuntime:
             log.exception("turn of session %s failed", self.session_id)
             if title_task is not None:
                 title_task.cancel()
-            self.recorder.emit(events.error(self.session_id, agent.name, f"The turn failed: {exc}"))
+            await self._fail(f"The turn failed: {exc}")
             return "error"
+
+    async def _fail(self, message: str, code: str = "") -> None:
+        """Record why the turn failed in the session, for people (models never see it), then
+        emit the ``error`` event; when the store is what failed, the event still goes out."""
+        event = events.error(self.session_id, self.agent_name, message, code)
+        try:
+            await self.recorder.append(Item(error=message), announce=lambda _: event)
+        except Exception as exc:
+            log.warning("recording the failure of session %s failed: %s", self.session_id, exc)
+            self.recorder.emit(event)
 
     async def _after_cancel(self, state: _TurnState) -> None:
         """Keep what the user saw and leave no call unanswered, even when cancelled."""
@@ -444,8 +462,7 @@ class AgentRuntime:
             raise
         except Exception as exc:
             log.warning("model call of session %s failed: %s", sid, exc)
-            message = str(exc) or type(exc).__name__
-            self.recorder.emit(events.error(sid, agent.name, message, "model_error"))
+            await self._fail(str(exc) or type(exc).__name__, "model_error")
             raise _TurnFailed from exc
         # Cleared first: once the commit starts, a cancel must not save this text a second time.
         state.text = state.reasoning = ""
@@ -503,7 +520,7 @@ class AgentRuntime:
             )
         except Exception as exc:
             log.exception("saving the response of session %s failed", sid)
-            self.recorder.emit(events.error(sid, agent_name, f"Could not save the answer: {exc}"))
+            await self._fail(f"Could not save the answer: {exc}")
             raise _TurnFailed from exc
         usage = {
             "input_tokens": session.input_tokens,
@@ -606,9 +623,9 @@ class AgentRuntime:
         )
 
     async def _append_user(self, message: Message) -> None:
+        sid, agent_name = self.session_id, self.agent_name
         await self.recorder.append_message(
-            message,
-            announce=lambda position: events.user_message(self.session_id, message, position),
+            message, announce=lambda pos: events.user_message(sid, agent_name, message, pos)
         )
 
     async def _drain_steer(self) -> None:
@@ -651,7 +668,7 @@ class AgentRuntime:
         except Exception:
             log.exception("saving the title of session %s failed", self.session_id)
             return
-        self.recorder.emit(events.session_title(self.session_id, title))
+        self.recorder.emit(events.session_title(self.session_id, self.agent_name, title))
 
 
 def _cost(response: ModelResponse) -> float:

@@ -57,7 +57,8 @@ class NBSessionApp(ExtensionApp):
     event_log_capacity = Int(
         1024,
         help="Events kept per session for replay; a client further behind gets a gap event "
-        "(and a reader that falls this far behind live is disconnected).",
+        "(and a reader that falls this far behind live is disconnected). Keep it above the "
+        "events of one turn: a run stream that falls behind its own turn is dropped too.",
     ).tag(config=True)
 
     heartbeat_interval = Float(

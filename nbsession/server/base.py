@@ -19,6 +19,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth import User
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.prometheus.log_functions import prometheus_log_method
 from pydantic import BaseModel, ValidationError
 from tornado.web import HTTPError
 
@@ -63,6 +64,27 @@ def parse_duration(text: str, name: str) -> float:
     return min(seconds, MAX_WAIT)
 
 
+def _reject_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON; Python's parser accepts them."""
+    raise InvalidRequest(f"The body is not valid JSON: {name} is not a JSON number.", field="body")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number too large for a float (``1e999``) would read as infinity: refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidRequest(
+            f"The body has a number too large for JSON: {text[:40]}.", field="body"
+        )
+    return value
+
+
+def dump_json(payload: Any) -> str:
+    """Reply JSON. A non-finite float would make invalid JSON for every client: it raises
+    ``ValueError`` instead, which ends as a logged 500 (request bodies never carry one)."""
+    return json.dumps(payload, allow_nan=False)
+
+
 def _field_name(loc: tuple[int | str, ...]) -> str:
     """``("messages", 0, "content")`` -> ``messages[0].content``, as the manager names fields."""
     name = ""
@@ -92,6 +114,11 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
     async def manager(self) -> SessionManager:
         """The server's manager, opened on first use (tests never run the post-start hook)."""
         return await self.app.started_manager()
+
+    def manager_unstarted(self) -> SessionManager:
+        """The manager without opening its store, for routes that only read agent sources:
+        they keep working while the session store is down."""
+        return self.app.manager
 
     # -- authentication and limits --------------------------------------------------------
 
@@ -154,7 +181,9 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
                 raise InvalidRequest("A JSON body is required.", field="body")
             return None
         try:
-            return json.loads(self.request.body)
+            return json.loads(
+                self.request.body, parse_constant=_reject_constant, parse_float=_finite_float
+            )
         except ValueError as exc:
             raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
 
@@ -223,13 +252,13 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
 
     def reply(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(payload))
+        self.finish(dump_json(payload))
 
     def send_reply(self, reply: ErrorReply) -> None:
         self.set_status(reply.status)
         for header, value in reply.headers:
             self.set_header(header, value)
-        self.finish(json.dumps(reply.body()))
+        self.finish(dump_json(reply.body()))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error is ``{"code", "message"}``; tracebacks stay in the server log."""
@@ -255,6 +284,27 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
             self.request.path,
             exc_info=(typ, value, tb),  # type: ignore[arg-type]
         )
+
+    def _log(self) -> None:
+        """The access-log line (tornado's per-handler hook, kept for overriding).
+
+        jupyter-server logs every 5xx at ERROR with a dump of request headers. Our 503 is a
+        wait that timed out (or ``/ready`` saying no): the answer the client asked for, so it
+        is one WARNING line, like a client error, with the path only. Other statuses go to
+        jupyter-server's log function as usual.
+        """
+        if self.get_status() != 503:
+            super()._log()
+            return
+        self.log.warning(
+            "503 %s %s (%s) %.2fms",
+            self.request.method,
+            self.request.path,
+            self.request.remote_ip,
+            1000.0 * self.request.request_time(),
+        )
+        if self.serverapp.record_http_request_metrics:
+            prometheus_log_method(self)
 
     def on_connection_close(self) -> None:
         """Streams watch this to stop writing (and, for a run, to cancel the turn)."""

@@ -3,6 +3,10 @@
 Lookup walks the exception's MRO, so a subclass the core adds later inherits its parent's
 status without touching this file. ``SessionNotReady`` is listed apart from its parent
 because a wait that timed out is "try again" (503), not "not found" (404).
+
+The SPEC's code table has no code for 503 or 405, so those statuses carry a code of their
+own (``not_ready``, ``method_not_allowed``) whichever error or handler produced them: a
+client never reads a code whose SPEC status differs from the one it got.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ STATUS_BY_ERROR: dict[type[NBSessionError], int] = {
     AgentSourceUnavailable: 502,
 }
 
+NOT_READY = "not_ready"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+
+# Statuses the SPEC names no code for: the code goes with the status, never with the error.
+_CODE_OF_STATUS: dict[int, str] = {405: METHOD_NOT_ALLOWED, 503: NOT_READY}
+
 # Codes for errors tornado or jupyter-server raise themselves (a 405, an XSRF 403).
 _CODE_BY_STATUS: dict[int, str] = {
     400: "invalid_request",
@@ -47,6 +57,7 @@ _CODE_BY_STATUS: dict[int, str] = {
     404: "not_found",
     409: "conflict",
     413: "request_too_large",
+    **_CODE_OF_STATUS,
 }
 
 
@@ -83,7 +94,9 @@ def error_reply(error: BaseException | None, status: int) -> ErrorReply:
             headers = (("WWW-Authenticate", "Bearer"),)
         elif isinstance(error, QueueFull):
             headers = (("Retry-After", str(error.retry_after)),)
-        return ErrorReply(status_for(error), error.code, error.message, headers)
+        status = status_for(error)
+        code = _CODE_OF_STATUS.get(status, error.code)
+        return ErrorReply(status, code, error.message, headers)
     if isinstance(error, HTTPError):
         status = error.status_code
         message = error.log_message or error.reason or responses.get(status, "HTTP error")
@@ -93,6 +106,11 @@ def error_reply(error: BaseException | None, status: int) -> ErrorReply:
     if error is None and status < 500:
         return ErrorReply(status, _code_for_status(status), responses.get(status, "HTTP error"))
     return ErrorReply(500, "internal", "The server failed to handle this request.")
+
+
+def status_reply(status: int, message: str) -> ErrorReply:
+    """An error a handler answers itself, with the code that goes with ``status``."""
+    return ErrorReply(status, _code_for_status(status), message)
 
 
 def _code_for_status(status: int) -> str:

@@ -9,15 +9,14 @@ that decision for jupyter-server, which refuses to load endpoints that do not.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
 
 from ..errors import NotFound
-from .base import NBSessionHandler
-from .errors import ErrorReply
+from .base import NBSessionHandler, dump_json
+from .errors import status_reply
 from .schemas import (
     BatchRequest,
     ElicitationRequest,
@@ -75,7 +74,7 @@ class SessionsReadyHandler(NBSessionHandler):
             self.reply({"status": "ready"})
             return
         message = f"No session was created or attached within {timeout:g} s."
-        self.send_reply(ErrorReply(503, "session_not_running", message))
+        self.send_reply(status_reply(503, message))
 
 
 class OpenAPIHandler(NBSessionHandler):
@@ -92,21 +91,20 @@ class OpenAPIHandler(NBSessionHandler):
 
 class AgentsHandler(NBSessionHandler):
     @web.authenticated
-    async def get(self) -> None:
-        manager = await self.manager()
-        self.reply([agent.to_json() for agent in manager.list_agents()])
+    def get(self) -> None:
+        self.reply([agent.to_json() for agent in self.manager_unstarted().list_agents()])
 
 
 class AgentHandler(NBSessionHandler):
     @web.authenticated
-    async def get(self, agent_id: str) -> None:
-        self.reply((await self.manager()).get_agent_config(agent_id))
+    def get(self, agent_id: str) -> None:
+        self.reply(self.manager_unstarted().get_agent_config(agent_id))
 
 
 class AgentToolCountHandler(NBSessionHandler):
     @web.authenticated
     async def get(self, agent_id: str, agent_name: str) -> None:
-        count = await (await self.manager()).get_agent_tool_count(agent_id, agent_name)
+        count = await self.manager_unstarted().get_agent_tool_count(agent_id, agent_name)
         self.reply({"available_tools": count})
 
 
@@ -168,7 +166,7 @@ class NotebookHandler(NBSessionHandler):
         manager = await self.manager()
         notebook = await manager.export_session_notebook(session_id)
         self.set_header("Content-Disposition", f'attachment; filename="{session_id}.ipynb"')
-        self.finish(json.dumps(notebook), set_content_type="application/x-ipynb+json")
+        self.finish(dump_json(notebook), set_content_type="application/x-ipynb+json")
 
 
 class ImportHandler(NBSessionHandler):

@@ -16,9 +16,12 @@ from ..session import Message, Permissions, Role
 
 
 class Body(BaseModel):
-    """A request body: unknown keys are ignored (docker-agent clients send more than we read)."""
+    """A request body: unknown keys are ignored (docker-agent clients send more than we read).
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    ``NaN`` and infinities are refused: no client could read them back as JSON.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
 
 class ApiMessage(Body):
@@ -71,7 +74,7 @@ class PermissionsRequest(Body):
 class TokensRequest(Body):
     input_tokens: int
     output_tokens: int
-    cost: float = 0.0
+    cost: float | None = Field(None, description="Omitted: the session's cost is unchanged.")
 
 
 class StarredRequest(Body):
@@ -110,7 +113,11 @@ class Reply(BaseModel):
 
 
 class ErrorBody(Reply):
-    code: str = Field(examples=["unknown_session"])
+    code: str = Field(
+        examples=["unknown_session"],
+        description="A SPEC 2 error code; a 503 carries not_ready and a 405 method_not_allowed, "
+        "statuses the SPEC names no code for.",
+    )
     message: str
 
 

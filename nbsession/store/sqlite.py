@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 
 from ..errors import Conflict, NotFound, StoreError, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary
+
+log = logging.getLogger("nbsession.store")
 
 T = TypeVar("T")
 
@@ -62,6 +65,25 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Covers the message count of list_summaries, so it never touches item rows.
         "CREATE INDEX items_kind ON items(session_id, kind)",
         "CREATE INDEX sessions_created ON sessions(created_at)",
+    ),
+    # 2: items may record a failed turn (kind 'error'). SQLite cannot change a CHECK in
+    # place, so the table is rebuilt; positions and bodies are copied as they are.
+    (
+        """
+        CREATE TABLE items_v2 (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            message_id TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('message', 'sub_session', 'summary', 'error')),
+            body TEXT NOT NULL,
+            PRIMARY KEY (session_id, position)
+        )
+        """,
+        "INSERT INTO items_v2 SELECT session_id, position, message_id, kind, body FROM items",
+        "DROP TABLE items",
+        "ALTER TABLE items_v2 RENAME TO items",
+        "CREATE INDEX items_message ON items(session_id, message_id)",
+        "CREATE INDEX items_kind ON items(session_id, kind)",
     ),
 ]
 
@@ -133,7 +155,9 @@ class SQLiteStore:
         await self._run(create)
 
     async def get_session(self, session_id: str) -> Session:
-        def read(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+        # Parsed on the worker thread too: validating a long history is CPU work the event
+        # loop should not stall on.
+        def read(conn: sqlite3.Connection) -> Session:
             with _transaction(conn, "DEFERRED"):  # one snapshot for the row and its items
                 row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
                 if row is None:
@@ -142,15 +166,16 @@ class SQLiteStore:
                     "SELECT position, body FROM items WHERE session_id = ? ORDER BY position",
                     (session_id,),
                 ).fetchall()
-                return row, items
+            try:
+                data = _row_fields(row)
+                data["messages"] = [Item.model_validate_json(item["body"]) for item in items]
+                return Session.model_validate(data)
+            except (ValueError, ValidationError) as exc:
+                log.error("session %s in %s is unreadable: %s", session_id, self.path, exc)
+                message = f"Session {session_id!r} could not be read from the store."
+                raise StoreError(message) from exc
 
-        row, items = await self._run(read)
-        try:
-            data = _row_fields(row)
-            data["messages"] = [Item.model_validate_json(item["body"]) for item in items]
-            return Session.model_validate(data)
-        except (ValueError, ValidationError) as exc:
-            raise StoreError(f"Session {session_id!r} in {self.path} is unreadable: {exc}") from exc
+        return await self._run(read)
 
     async def has_session(self, session_id: str) -> bool:
         def exists(conn: sqlite3.Connection) -> bool:
@@ -251,7 +276,9 @@ class SQLiteStore:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except sqlite3.Error as exc:
-            raise StoreError(f"The session store {self.path} failed: {exc}") from exc
+            # The path and SQLite's words are for the server log, not for clients.
+            log.error("session store %s failed: %s", self.path, exc)
+            raise StoreError("The session store failed; the server log has the details.") from exc
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:  # open() failed, or close() ran first

@@ -527,6 +527,24 @@ def test_load_team_missing_file_is_unavailable(tmp_path: Path) -> None:
     assert not isinstance(caught.value, AgentConfigError)
 
 
+def test_load_team_names_the_file_as_told(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("agents: {root: {}}")
+
+    with pytest.raises(AgentConfigError) as caught:
+        load_team(broken, name="broken.yaml")
+    assert caught.value.message.startswith("broken.yaml: agents.root.model: ")
+    assert caught.value.path == "broken.yaml"
+
+    broken.write_text("agents: {root: {model: a/b}}")
+    assert load_team(broken, name="broken.yaml").path == str(broken)
+
+    with pytest.raises(AgentSourceUnavailable) as missing:
+        load_team(tmp_path / "absent.yaml", name="absent.yaml")
+    message = "Cannot read agent source absent.yaml: No such file or directory."
+    assert missing.value.message == message
+
+
 def test_load_team_non_utf8_file_is_unavailable(tmp_path: Path) -> None:
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00agents")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +40,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = sources.load_team
 
-    def counting(path: os.PathLike[str]) -> TeamConfig:
+    def counting(path: os.PathLike[str], **kwargs: Any) -> TeamConfig:
         seen.append(Path(path).name)
-        return real(path)
+        return real(path, **kwargs)
 
     monkeypatch.setattr(sources, "load_team", counting)
     return seen
@@ -185,7 +186,10 @@ def test_broken_file_is_skipped_by_list_but_raised_by_get(
     with pytest.raises(AgentConfigError, match=r"agents\.root\.model") as caught:
         loader.get("broken")
 
-    assert caught.value.path == str(broken)
+    # Messages may reach a client: the file is named as in the directory, not by its path.
+    assert caught.value.path == "broken.yaml"
+    assert caught.value.message.startswith("broken.yaml: agents.root.model: ")
+    assert str(tmp_path) not in caught.value.message
     assert caught.value.code == "agent_source_unavailable"
     assert loader.ids() == ["broken", "good"]
     assert parses.count("broken.yaml") == 1
@@ -207,6 +211,21 @@ def test_unreadable_file_is_unavailable(tmp_path: Path) -> None:
 
     assert not isinstance(caught.value, AgentConfigError)
     assert loader.list() == []
+    assert caught.value.message.startswith("Cannot read agent source binary.yaml: ")
+    assert str(tmp_path) not in caught.value.message
+
+
+def test_warnings_name_the_file_and_the_log_its_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "extra.yaml", "agents: {root: {model: a/b, colour: red}}\n")
+
+    with caplog.at_level(logging.WARNING, logger="nbsession.config"):
+        team = SourceLoader(tmp_path, include_bundled=False).get("extra")
+
+    assert team.path == str(path)
+    assert team.warnings == ("extra.yaml: agents.root.colour: unknown key ignored",)
+    assert caplog.records[0].getMessage() == f"{path}: agents.root.colour: unknown key ignored"
 
 
 @pytest.mark.parametrize(

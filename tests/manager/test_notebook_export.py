@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import nbformat
 import pytest
 
 from nbsession.errors import InvalidRequest
+from nbsession.runtime.convert import to_model_messages
 
 
 async def test_a_real_turn_exports_as_a_valid_notebook_and_imports_back(open_manager):
@@ -43,3 +45,36 @@ async def test_a_notebook_without_its_record_is_refused_and_creates_nothing(open
             await mgr.import_session(notebook)
         assert err.value.field == "metadata.nbsession"
         assert len(await mgr.get_sessions()) == before
+
+
+async def test_a_failed_turn_is_recorded_and_visibly_marked_in_the_notebook(
+    open_manager, agents_dir
+):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (agents_dir / "down.yaml").write_text(
+        "agents:\n  root:\n    model: local\n"
+        f"models:\n  local:\n    provider: openai\n    model: m\n"
+        f"    base_url: http://127.0.0.1:{port}/v1\n"
+    )
+    async with open_manager() as mgr:
+        session = await mgr.create_session({"title": "down"})
+        stream = await mgr.run_session(session.id, "down", "", [{"content": "hello"}])
+        events = [json.loads(entry.data) async for entry in stream]
+        error = next(e for e in events if e["type"] == "error")
+        assert events[-1]["type"] == "stream_stopped"
+        stored = await mgr.get_session(session.id)
+        assert [item.kind for item in stored.messages] == ["message", "error"]
+        assert stored.messages[-1].error == error["error"]
+        assert (await mgr.get_sessions())[0].num_messages == 1
+
+        notebook = await mgr.export_session_notebook(session.id)
+        outputs = [out for cell in notebook["cells"] for out in cell.get("outputs", [])]
+        assert any(o.get("ename") == "TurnError" and error["error"] in o["evalue"] for o in outputs)
+
+        # The record is for people: the next turn's model sees no trace of it.
+        history = to_model_messages(stored.messages, "")
+        assert error["error"] not in repr(history) and "hello" in repr(history)
+        stream = await mgr.run_session(session.id, "default", "", [{"content": "hi again"}])
+        assert [json.loads(e.data)["type"] async for e in stream][-1] == "stream_stopped"

@@ -822,8 +822,10 @@ async def test_snapshot(open_manager: OpenManager) -> None:
 async def test_queue_status(open_manager: OpenManager) -> None:
     async with open_manager(steer_capacity=3, followup_capacity=2) as mgr:
         session = await mgr.create_session()
-        with pytest.raises(SessionNotRunning):
-            (await mgr.queue_status(session.id))
+        assert await mgr.queue_status(session.id) == {
+            "steer": {"depth": 0, "capacity": 3},
+            "followup": {"depth": 0, "capacity": 2},
+        }
         stream = await hold_turn(mgr, session.id)
         assert (await mgr.queue_status(session.id)) == {
             "steer": {"depth": 0, "capacity": 3},
@@ -1003,7 +1005,6 @@ async def test_runtime_routes_tell_an_unknown_id_from_an_idle_session(
             lambda sid: mgr.resume_session(sid, "approve"),
             lambda sid: mgr.resume_elicitation(sid, "accept"),
             lambda sid: mgr.steer_session(sid, [{"content": "hi"}]),
-            lambda sid: mgr.queue_status(sid),
             lambda sid: mgr.available_session_models(sid),
         ]
         for call in calls:
@@ -1012,3 +1013,38 @@ async def test_runtime_routes_tell_an_unknown_id_from_an_idle_session(
             with pytest.raises(SessionNotRunning) as err:
                 await call(idle.id)
             assert err.value.code == "session_not_running"
+
+
+async def test_idle_follow_ups_show_on_the_queue_and_feed_the_next_run(
+    open_manager: OpenManager,
+) -> None:
+    async with open_manager() as mgr:
+        session = await mgr.create_session({})
+        with pytest.raises(UnknownSession):
+            await mgr.queue_status("no-such-session")
+        result = await mgr.follow_up_session(session.id, [{"content": "what is 2*3"}])
+        assert result.status == "queued_idle"
+        queue = await mgr.queue_status(session.id)
+        assert queue["followup"]["depth"] == 1
+        stream = await mgr.run_session(session.id, "default", "", [{"content": "hello"}])
+        kinds = [json.loads(entry.data) async for entry in stream]
+        users = [e["message"] for e in kinds if e["type"] == "user_message"]
+        assert users == ["hello", "what is 2*3"]
+        assert (await mgr.queue_status(session.id))["followup"]["depth"] == 0
+
+
+async def test_models_report_an_override_that_no_longer_resolves(
+    open_manager: OpenManager,
+) -> None:
+    async with open_manager() as mgr:
+        session = await mgr.create_session({"agent_model_overrides": {"root": "nope/x"}})
+        stream = await mgr.run_session(session.id, "default", "", [{"content": "hello"}])
+        events = [json.loads(entry.data) async for entry in stream]
+        assert [e["type"] for e in events][-2:] == ["error", "stream_stopped"]
+        models = await mgr.available_session_models(session.id)
+        assert models["current_model_ref"] == "nope/x"
+        assert not any(m["is_current"] for m in models["models"])
+        assert any(m["ref"] == "demo/offline" and m["is_default"] for m in models["models"])
+        await mgr.set_session_agent_model(session.id, "")
+        models = await mgr.available_session_models(session.id)
+        assert models["current_model_ref"] == "demo/offline"

@@ -60,7 +60,7 @@ async def test_health_ping_and_ready(api: Fetch) -> None:
 
 async def test_api_ready_waits_for_a_session(api: Fetch) -> None:
     empty = await api("GET", "api/ready", params={"timeout": "50ms"})
-    assert (empty.code, empty.error_code) == (503, "session_not_running")
+    assert (empty.code, empty.error_code) == (503, "not_ready")
     await new_session(api)
     assert (await api("GET", "api/ready", params={"timeout": "1s"})).json() == {"status": "ready"}
     bad = await api("GET", "api/ready", params={"timeout": "soon"})
@@ -89,6 +89,9 @@ async def test_agents_list_config_and_tool_count(api: Fetch, tmp_path: Path) -> 
     assert (unknown.code, unknown.error_code) == (404, "unknown_agent")
     broken = await api("GET", "api/agents/broken")
     assert (broken.code, broken.error_code) == (502, "agent_source_unavailable")
+    # Named as in agents_dir, never by a server path.
+    assert broken.json()["message"].startswith("broken.yaml: invalid YAML at line ")
+    assert str(tmp_path) not in broken.json()["message"]
     no_tools = await api("GET", "api/agents/nope/root/tools/count")
     assert (no_tools.code, no_tools.error_code) == (404, "unknown_agent")
 
@@ -158,7 +161,7 @@ async def test_status_and_snapshot(api: Fetch) -> None:
     status = await api("GET", f"api/sessions/{session_id}/status")
     assert status.json()["streaming"] is False and status.json()["num_messages"] == 0
     waited = await api("GET", f"api/sessions/{session_id}/status", params={"wait": "50ms"})
-    assert (waited.code, waited.error_code) == (503, "session_not_running")
+    assert (waited.code, waited.error_code) == (503, "not_ready")
 
     await run_turn(api, session_id)
     status = await api("GET", f"api/sessions/{session_id}/status", params={"wait": "1s"})
@@ -268,7 +271,7 @@ async def test_cancel(api: Fetch, stream: Any) -> None:
     await live.until("stream_stopped")
 
 
-async def test_resume_elicitation_steer_models_queue_need_a_runtime(api: Fetch) -> None:
+async def test_resume_elicitation_steer_models_need_a_runtime(api: Fetch) -> None:
     session_id = await new_session(api)
     path = f"api/sessions/{session_id}"
     cases: list[tuple[str, str, Any]] = [
@@ -276,11 +279,13 @@ async def test_resume_elicitation_steer_models_queue_need_a_runtime(api: Fetch) 
         ("POST", "elicitation", {"action": "accept"}),
         ("POST", "steer", user("hi")),
         ("GET", "models", None),
-        ("GET", "queue", None),
     ]
     for method, route, body in cases:
         reply = await api(method, f"{path}/{route}", body)
         assert (reply.code, reply.error_code) == (404, "session_not_running"), route
+    # The queue exists before a runtime does (idle follow-ups wait in it).
+    idle_queue = {"steer": {"depth": 0, "capacity": 2}, "followup": {"depth": 0, "capacity": 2}}
+    assert (await api("GET", f"{path}/queue")).json() == idle_queue
 
     await run_turn(api, session_id)
     pending = await api("POST", f"{path}/elicitation", {"action": "decline"})
@@ -362,6 +367,58 @@ async def test_patch_routes(api: Fetch) -> None:
     assert session["permissions"]["deny"] == ["shell"]
     assert (session["input_tokens"], session["output_tokens"]) == (5, 7)
     assert session["tools_approved"] is True
+
+
+async def test_tokens_without_cost_keep_the_cost(api: Fetch) -> None:
+    session_id = await new_session(api)
+    path = f"api/sessions/{session_id}"
+    tokens = {"input_tokens": 10, "output_tokens": 20, "cost": 0.5}
+    assert (await api("PATCH", f"{path}/tokens", tokens)).code == 200
+    without_cost = {"input_tokens": 11, "output_tokens": 21}
+    assert (await api("PATCH", f"{path}/tokens", without_cost)).code == 200
+    session = (await api("GET", path)).json()
+    assert (session["input_tokens"], session["output_tokens"], session["cost"]) == (11, 21, 0.5)
+
+
+NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999"]
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+async def test_non_finite_numbers_are_refused_and_change_nothing(api: Fetch, number: bytes) -> None:
+    session_id = await new_session(api)
+    path = f"api/sessions/{session_id}"
+    await api("PATCH", f"{path}/tokens", {"input_tokens": 1, "output_tokens": 2, "cost": 0.5})
+    before = await api("GET", path)
+    recovery = (await api("GET", f"{path}/recovery")).body
+
+    requests = [
+        ("PATCH", f"{path}/tokens", b'{"input_tokens":9,"output_tokens":9,"cost":%s}' % number),
+        (
+            "POST",
+            f"{path}/messages",
+            b'{"message":{"message":{"role":"assistant","content":"x","cost":%s}}}' % number,
+        ),
+        ("POST", "api/sessions/import", recovery.replace(b'"cost": 0.5', b'"cost": ' + number)),
+        ("POST", "api/sessions", b'{"title":"t","cost":%s}' % number),
+    ]
+    for method, route, raw in requests:
+        assert number in raw, route
+        reply = await api(method, route, raw=raw)
+        assert (reply.code, reply.error_code) == (400, "invalid_request"), route
+        assert "/" not in reply.json()["message"], reply.json()
+    assert (await api("GET", path)).body == before.body
+    assert len((await api("GET", "api/sessions")).json()) == 1
+
+
+def test_request_models_refuse_non_finite_numbers() -> None:
+    from pydantic import ValidationError
+
+    from nbsession.server.schemas import TokensRequest
+
+    for value in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValidationError):
+            TokensRequest.model_validate({"input_tokens": 1, "output_tokens": 1, "cost": value})
+    assert TokensRequest.model_validate({"input_tokens": 1, "output_tokens": 1}).cost is None
 
 
 @pytest.mark.parametrize(
@@ -507,7 +564,7 @@ async def test_unknown_paths_and_methods_are_json(api: Fetch) -> None:
     unknown = await api("GET", "api/nothing/here")
     assert (unknown.code, unknown.error_code) == (404, "not_found")
     method = await api("PUT", "api/sessions", {})
-    assert (method.code, method.error_code) == (405, "invalid_request")
+    assert (method.code, method.error_code) == (405, "method_not_allowed")
 
 
 async def test_oversized_bodies_get_413(api: Fetch) -> None:
@@ -533,6 +590,52 @@ async def test_internal_errors_hide_details_and_log_them(
         "message": "The server failed to handle this request.",
     }
     assert "secret detail" in caplog.text and "Traceback" in caplog.text
+
+
+async def test_a_non_finite_reply_is_an_internal_error(
+    api: Fetch, nbsession_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = await new_session(api)
+    manager = await nbsession_app.started_manager()
+
+    async def poisoned(session_id: str) -> dict[str, Any]:
+        return {"cost": float("nan")}
+
+    manager.get_session_snapshot = poisoned
+    with caplog.at_level(logging.ERROR):
+        reply = await api("GET", f"api/sessions/{session_id}/snapshot")
+    assert (reply.code, reply.error_code) == (500, "internal")
+    assert "NaN" not in reply.body.decode()
+    assert "Out of range float values are not JSON compliant" in caplog.text
+
+
+async def test_agent_routes_work_while_the_store_is_down(api: Fetch, nbsession_app: Any) -> None:
+    async def unreachable() -> None:
+        raise OSError("the disk is gone")
+
+    nbsession_app.manager.start = unreachable
+    assert (await api("GET", "api/sessions")).code == 500
+    listing = await api("GET", "api/agents")
+    assert listing.code == 200 and [a["name"] for a in listing.json()] == ["default"]
+    assert (await api("GET", "api/agents/default")).code == 200
+    assert (await api("GET", "api/agents/default/root/tools/count")).code == 200
+
+
+async def test_not_ready_replies_are_logged_as_warnings(
+    api: Fetch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        reply = await api("GET", "api/ready", params={"timeout": "10ms"})
+    assert reply.code == 503
+    access = [r for r in caplog.records if r.getMessage().startswith("503 GET")]
+    assert [r.levelno for r in access] == [logging.WARNING]
+    assert "/nbsession/api/ready" in access[0].getMessage()
+    assert "timeout" not in access[0].getMessage()  # the path only, never the query
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    with caplog.at_level(logging.DEBUG):
+        caplog.clear()
+        assert (await api("PUT", "api/sessions", {})).code == 405
+    assert any(r.getMessage().startswith("405 PUT") for r in caplog.records)  # jupyter's line
 
 
 async def test_shutdown_ends_streams_with_session_exited(

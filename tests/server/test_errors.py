@@ -22,7 +22,7 @@ from nbsession.server.errors import error_reply
         (errors.UnknownSession("s"), 404, "unknown_session"),
         (errors.UnknownAgent("a"), 404, "unknown_agent"),
         (errors.SessionNotRunning("s"), 404, "session_not_running"),
-        (errors.SessionNotReady("s", 5), 503, "session_not_running"),
+        (errors.SessionNotReady("s", 5), 503, "not_ready"),
         (errors.Conflict("busy"), 409, "conflict"),
         (errors.SessionBusy("s"), 409, "session_busy"),
         (errors.NothingPending("none"), 409, "nothing_pending"),
@@ -55,7 +55,9 @@ def test_unnamed_errors_reveal_nothing() -> None:
 
 
 def test_framework_errors_get_spec_codes() -> None:
-    assert error_reply(HTTPError(405), 405).code == "invalid_request"
+    assert error_reply(HTTPError(405), 405).code == "method_not_allowed"
+    assert error_reply(HTTPError(503), 503).code == "not_ready"
+    assert error_reply(None, 405).code == "method_not_allowed"
     xsrf = error_reply(HTTPError(403, "'_xsrf' argument missing from %s", "POST"), 403)
     assert (xsrf.status, xsrf.code) == (403, "forbidden")
     assert xsrf.message == "'_xsrf' argument missing from POST"
