@@ -563,6 +563,7 @@ class SessionManager:
             for index, existing in enumerate(items):
                 if existing.message is not None and existing.message.id == message_id:
                     items[index] = item
+            live.runtime.history_changed()
         return parsed
 
     async def add_summary(

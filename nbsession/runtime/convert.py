@@ -6,7 +6,7 @@ reached through pydantic-ai. This module is the only place that knows both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -48,37 +48,73 @@ def visible_items(items: Sequence[Item]) -> list[Item]:
 
 def to_model_messages(items: Sequence[Item], instruction: str) -> list[ModelMessage]:
     """The conversation for a model request, consecutive request parts merged into one."""
-    messages: list[ModelMessage] = []
-    pending: list[ModelRequestPart] = []
-    if instruction:
-        pending.append(SystemPromptPart(content=instruction))
-    tool_names: dict[str, str] = {}
+    return History(instruction).sync(items)
 
-    def flush() -> None:
-        if pending:
-            messages.append(ModelRequest(parts=list(pending)))
-            pending.clear()
 
-    for item in visible_items(items):
-        if item.summary:
-            pending.append(UserPromptPart(content=SUMMARY_PREFIX + item.summary))
-            continue
-        assert item.message is not None
-        chat = item.message.message
-        if chat.role == "assistant":
-            flush()
-            messages.append(_response(chat, tool_names))
-        elif chat.role == "tool":
-            name = tool_names.get(chat.tool_call_id or "", "unknown")
-            pending.append(
-                ToolReturnPart(tool_name=name, content=chat.content, tool_call_id=chat.tool_call_id)
-            )
-        elif chat.role == "system":
-            pending.append(SystemPromptPart(content=chat.content))
+class History:
+    """A session's conversation as a model sees it, kept up to date as items are appended.
+
+    Converting the whole history before every model call costs O(items): 30 ms at 10,000
+    items. A runtime keeps one ``History`` and ``sync`` converts only the items appended
+    since the previous call. A new summary changes what is visible, so it triggers a full
+    rebuild, as does ``forget()`` after an item already converted was replaced.
+    """
+
+    def __init__(self, instruction: str) -> None:
+        self._instruction = instruction
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the conversion; the next ``sync`` rebuilds it from every item."""
+        self._messages: list[ModelMessage] = []
+        self._pending: list[ModelRequestPart] = []
+        if self._instruction:
+            self._pending.append(SystemPromptPart(content=self._instruction))
+        self._tool_names: dict[str, str] = {}
+        self._count = -1  # items converted so far; -1: nothing valid yet
+
+    def sync(self, items: Sequence[Item]) -> list[ModelMessage]:
+        """The conversation for ``items``, converting only what was appended since last time."""
+        if self._count < 0 or len(items) < self._count:
+            self.forget()
+            self._add(visible_items(items))
         else:
-            pending.append(UserPromptPart(content=chat.content))
-    flush()
-    return messages
+            new = items[self._count :]
+            if any(item.summary for item in new):
+                self.forget()
+                self._add(visible_items(items))
+            else:
+                self._add(new)
+        self._count = len(items)
+        if not self._pending:
+            return list(self._messages)
+        return [*self._messages, ModelRequest(parts=list(self._pending))]
+
+    def _add(self, items: Iterable[Item]) -> None:
+        pending = self._pending
+        for item in items:
+            if item.summary:
+                pending.append(UserPromptPart(content=SUMMARY_PREFIX + item.summary))
+                continue
+            if item.message is None:  # sub-sessions and error records are not for the model
+                continue
+            chat = item.message.message
+            if chat.role == "assistant":
+                if pending:
+                    self._messages.append(ModelRequest(parts=list(pending)))
+                    pending.clear()
+                self._messages.append(_response(chat, self._tool_names))
+            elif chat.role == "tool":
+                name = self._tool_names.get(chat.tool_call_id or "", "unknown")
+                pending.append(
+                    ToolReturnPart(
+                        tool_name=name, content=chat.content, tool_call_id=chat.tool_call_id
+                    )
+                )
+            elif chat.role == "system":
+                pending.append(SystemPromptPart(content=chat.content))
+            else:
+                pending.append(UserPromptPart(content=chat.content))
 
 
 def _response(chat: ChatMessage, tool_names: dict[str, str]) -> ModelResponse:

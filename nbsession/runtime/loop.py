@@ -42,7 +42,7 @@ from ..session import ChatMessage, Item, Message, Permissions, ToolCall, new_id,
 from ..tools import build_toolsets
 from ..tools.base import ElicitationResult, Tool, ToolContext, ToolDefinition, ToolResult, Toolset
 from . import events
-from .convert import from_model_response, model_tool_definitions, to_model_messages, tool_call_of
+from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
 from .permissions import decide
 from .recorder import SessionRecorder
@@ -120,6 +120,7 @@ class AgentRuntime:
         self._steer: deque[Message] = deque()
         self._followups: deque[Message] = deque()
         self._models: dict[ModelConfig, Model] = {}
+        self._history = History(team.agent(agent_name).instruction)
         self._confirmation: _Confirmation | None = None
         self._elicitation: _Elicitation | None = None
         self._cancelling = False
@@ -298,6 +299,10 @@ class AgentRuntime:
         pending.future.set_result(ElicitationResult(action=action, content=content))  # type: ignore[arg-type]
         self.recorder.emit(events.authorization_event(self.agent_name, action))
 
+    def history_changed(self) -> None:
+        """Items already seen by the model were replaced: rebuild its view before the next call."""
+        self._history.forget()
+
     async def close(self) -> None:
         """Release the toolsets (processes, connections)."""
         for toolset in self._toolsets:
@@ -438,12 +443,11 @@ class AgentRuntime:
 
     async def _model_turn(self, resolved: ResolvedModel, state: _TurnState) -> list[ToolCall]:
         """Stream one model response, commit it, and return its tool calls."""
-        agent = self.agent
         sid = self.session_id
         state.text = state.reasoning = ""
         try:
             model = self._model(resolved.config)
-            history = to_model_messages(self.recorder.session.messages, agent.instruction)
+            history = self._history.sync(self.recorder.session.messages)
             params = ModelRequestParameters(
                 function_tools=model_tool_definitions(self.tool_definitions),
                 allow_text_output=True,
