@@ -124,6 +124,7 @@ class AgentRuntime:
         self._confirmation: _Confirmation | None = None
         self._elicitation: _Elicitation | None = None
         self._cancelling = False
+        self._warned = False
         self.streaming = False
         self.run: Run | None = None
 
@@ -368,6 +369,10 @@ class AgentRuntime:
         self.recorder.emit(
             events.agent_info(agent.name, resolved.label, agent.description, agent.welcome_message)
         )
+        if not self._warned:  # what the agent file's loader ignored, told once per runtime
+            self._warned = True
+            for text in self.team.warnings:
+                self.recorder.emit(events.warning(agent.name, text))
         title_task = self._start_title(resolved)
         state = _TurnState()
         iterations = 0

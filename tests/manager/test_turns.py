@@ -951,3 +951,18 @@ async def test_a_store_failure_mid_turn_ends_it_with_error_and_stream_stopped(
         stored = await reader.get_session(sid)
         first_call = stored.chat_messages()[1].message.tool_calls[0].id
         assert tool_result(stored, first_call).message.content.startswith("Interrupted")
+
+
+async def test_agent_file_warnings_reach_the_session_once(tmp_path: Path) -> None:
+    agents_dir = tmp_path / "agents"
+    agents_dir.mkdir(exist_ok=True)
+    (agents_dir / "noisy.yaml").write_text(
+        "agents:\n  root:\n    model: demo/offline\n    colour: blue\n"
+    )
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        first = await run_turn(mgr, session.id, "hello", agent="noisy")
+        warnings = [e for e in first if e["type"] == "warning"]
+        assert len(warnings) == 1 and "agents.root.colour" in warnings[0]["message"]
+        second = await run_turn(mgr, session.id, "again", agent="noisy")
+        assert not [e for e in second if e["type"] == "warning"]
