@@ -45,6 +45,7 @@ from .session import (
     SessionSummary,
     SessionTemplate,
     new_id,
+    rfc3339,
     user_message,
     utc_now,
 )
@@ -693,7 +694,7 @@ class SessionManager:
         sessions = [await self.export_session_for_recovery(session_id) for session_id in ids]
         return {
             "export_format": "json",
-            "timestamp": utc_now().isoformat(),
+            "timestamp": rfc3339(utc_now()),
             "sessions": sessions,
             "session_count": len(sessions),
         }

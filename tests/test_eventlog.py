@@ -177,7 +177,9 @@ async def test_close_delivers_session_exited_then_stops() -> None:
     assert (exited.seq, exited.type, log.closed) == (2, "session_exited", True)
     payload = json.loads(exited.data)
     assert payload["reason"] == "session deleted"
-    assert datetime.fromisoformat(payload["timestamp"]).utcoffset() == timedelta(0)
+    stamp = payload["timestamp"]
+    assert stamp.endswith("Z")
+    assert datetime.fromisoformat(stamp[:-1] + "+00:00").utcoffset() == timedelta(0)
     got = await asyncio.wait_for(reader, 1)
     assert got[-1] is exited
     assert seqs(got) == [1, 2]

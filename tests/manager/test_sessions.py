@@ -394,7 +394,7 @@ async def test_batch_export(open_manager: OpenManager) -> None:
         result = await mgr.batch_export_sessions([two.id, one.id])
         assert result["export_format"] == "json"
         assert result["session_count"] == 2
-        assert datetime.fromisoformat(result["timestamp"]) >= one.created_at
+        assert datetime.fromisoformat(result["timestamp"].replace("Z", "+00:00")) >= one.created_at
         assert [s["id"] for s in result["sessions"]] == [two.id, one.id]
         assert result["sessions"][0] == await mgr.export_session_for_recovery(two.id)
         assert result["sessions"][0]["messages"][0]["message"]["message"]["content"] == "hello"
