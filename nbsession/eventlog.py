@@ -112,6 +112,9 @@ class EventLog(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def subscriber_count(self) -> int: ...
+
     def append(self, event: Mapping[str, Any]) -> LogEntry: ...
 
     def close(self, reason: str) -> LogEntry | None: ...
@@ -136,14 +139,19 @@ class RingEventLog:
     resolves, so an append costs the same whether one client or fifty are tailing.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, start_seq: int = 0) -> None:
+        """``start_seq`` continues the numbering of an earlier log of the same session (one
+        released from memory), so a seq is never reused; resuming from before it is a gap."""
         if capacity < 1:
             raise ValueError(f"Event log capacity must be at least 1, got {capacity}.")
+        if start_seq < 0:
+            raise ValueError(f"A log cannot start before seq 0, got {start_seq}.")
         self._capacity = capacity
+        self._start_seq = start_seq
         # Slots are only read for seqs in [first_seq, last_seq], all written by then; GAP is a
         # typed placeholder that keeps the list free of None.
         self._ring: list[LogEntry] = [GAP] * capacity
-        self._last_seq = 0
+        self._last_seq = start_seq
         self._closed = False
         self._changed: asyncio.Future[None] | None = None
         # Weak, so a subscription abandoned without close() does not outlive its reader.
@@ -151,7 +159,7 @@ class RingEventLog:
         # A lower bound on every registered subscription's cursor. Cursors only move forward,
         # so until eviction reaches this seq no subscription can be overrun and append skips
         # the scan; subscribers that keep up push it a buffer ahead at each scan.
-        self._cursor_floor = 1
+        self._cursor_floor = start_seq + 1
 
     @property
     def capacity(self) -> int:
@@ -159,17 +167,22 @@ class RingEventLog:
 
     @property
     def last_seq(self) -> int:
-        """The seq of the newest event, 0 before any (what a snapshot reports)."""
+        """The seq of the newest event, ``start_seq`` before any (what a snapshot reports)."""
         return self._last_seq
 
     @property
     def first_seq(self) -> int:
         """The seq of the oldest buffered entry (``last_seq + 1`` when empty)."""
-        return max(1, self._last_seq - self._capacity + 1)
+        return max(self._start_seq + 1, self._last_seq - self._capacity + 1)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def subscriber_count(self) -> int:
+        """Readers currently tailing the log (a log with readers must stay in memory)."""
+        return len(self._subscriptions)
 
     def append(self, event: Mapping[str, Any]) -> LogEntry:
         """Sequence ``event``, evict the oldest entry if full, and wake waiting subscribers.

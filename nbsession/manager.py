@@ -73,6 +73,9 @@ class ManagerConfig:
     followup_capacity: int = 8
     refresh_interval: float = 0.0
     include_bundled_agents: bool = True
+    # Runtimes kept in memory; beyond it the least recently used idle ones are released and
+    # rebuilt from the store when their session is used again (their seqs continue).
+    max_live_runtimes: int = 64
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,11 @@ class SessionManager:
             refresh_interval=self.config.refresh_interval,
             include_bundled=self.config.include_bundled_agents,
         )
-        self._live: dict[str, _Live] = {}
+        self._live: OrderedDict[str, _Live] = OrderedDict()  # least recently used first
+        self._bindings: dict[str, tuple[str, str]] = {}  # session -> (agent source, agent)
+        self._released: set[str] = set()  # runtimes released while idle, rebuilt on use
+        self._seq_floor: dict[str, int] = {}  # last seq of a log released from memory
+        self._external: set[str] = set()  # runtimes attached by their owner: never released
         self._logs: dict[str, RingEventLog] = {}
         self._starting: set[str] = set()
         self._stopping: dict[str, Run] = {}
@@ -297,6 +304,10 @@ class SessionManager:
         self._idempotency.pop(session_id, None)
         self._injectors.pop(session_id, None)
         self._attached.pop(session_id, None)
+        self._bindings.pop(session_id, None)
+        self._released.discard(session_id)
+        self._seq_floor.pop(session_id, None)
+        self._external.discard(session_id)
         pump = self._pumps.pop(session_id, None)
         if pump is not None:
             pump.cancel()
@@ -371,8 +382,11 @@ class SessionManager:
                 if fresh:
                     await live.runtime.close()
                 raise
+            self._bindings[session_id] = (agent_id, agent.name)
             if fresh:
                 await self._register(session_id, live)
+            else:
+                self._live.move_to_end(session_id)
             live.runtime.enqueue_follow_ups(self._idle_followups.pop(session_id, []))
         finally:
             self._starting.discard(session_id)
@@ -444,7 +458,7 @@ class SessionManager:
             for message in messages:
                 await injector(message.message.content)
             return FollowUpResult("queued_streaming")
-        live = self._live.get(session_id)
+        live = await self._revived(session_id)
         if live is None:
             queued = self._idle_followups.setdefault(session_id, [])
             if len(queued) + len(messages) > self.config.followup_capacity:
@@ -709,12 +723,11 @@ class SessionManager:
         if wait and not await self.wait_session_attached(session_id, wait):
             raise SessionNotReady(session_id, wait)
         session = await self._current(session_id)
-        live = self._live.get(session_id)
         return {
             "id": session.id,
             "title": session.title,
             "streaming": self._is_busy(session_id),
-            "agent": live.runtime.agent_name if live else "",
+            "agent": self._agent_name(session_id),
             "input_tokens": session.input_tokens,
             "output_tokens": session.output_tokens,
             "num_messages": len(session.chat_messages()),
@@ -723,7 +736,6 @@ class SessionManager:
     async def get_session_snapshot(self, session_id: str) -> dict[str, Any]:
         """Stored fields, live state and ``last_event_seq``: the resync point for ``/events``."""
         session = await self.get_session(session_id)
-        live = self._live.get(session_id)
         seq, _ = self.last_event_seq(session_id)
         return {
             "id": session.id,
@@ -737,7 +749,7 @@ class SessionManager:
             "output_tokens": session.output_tokens,
             "cost": session.cost,
             "streaming": self._is_busy(session_id),
-            "agent": live.runtime.agent_name if live else "",
+            "agent": self._agent_name(session_id),
             "last_event_seq": seq,
         }
 
@@ -771,8 +783,11 @@ class SessionManager:
         return session_id in self._logs
 
     def last_event_seq(self, session_id: str) -> tuple[int, bool]:
+        """The newest seq and whether a log is in memory; a released log still tells its seq."""
         event_log = self._logs.get(session_id)
-        return (event_log.last_seq, True) if event_log is not None else (0, False)
+        if event_log is not None:
+            return event_log.last_seq, True
+        return self._seq_floor.get(session_id, 0), False
 
     async def stream_events(
         self, session_id: str, since: int | None, send: Callable[[LogEntry], None]
@@ -794,6 +809,7 @@ class SessionManager:
         if runtime.session_id != session_id:
             raise InvalidRequest("The runtime belongs to another session.", field="session_id")
         self._live[session_id] = _Live(runtime.recorder, runtime)
+        self._external.add(session_id)
         self._logs.setdefault(session_id, runtime.recorder.log)  # type: ignore[arg-type]
         self._mark_attached(session_id)
 
@@ -827,9 +843,58 @@ class SessionManager:
     async def _register(self, session_id: str, live: _Live) -> None:
         previous = self._live.get(session_id)
         self._live[session_id] = live
+        self._live.move_to_end(session_id)
+        self._released.discard(session_id)
         self._mark_attached(session_id)
         if previous is not None:
             await previous.runtime.close()
+        await self._release_idle()
+
+    async def _release_idle(self) -> None:
+        """Release least recently used idle runtimes while more than ``max_live_runtimes`` live.
+
+        A released session keeps everything that matters: its store rows, its agent binding,
+        and the numbering of its events (a log still being read stays; otherwise only its last
+        seq is kept and a new log continues from it). It is rebuilt on its next use.
+        """
+        idle = [
+            session_id
+            for session_id, live in self._live.items()
+            if session_id not in self._external
+            and session_id not in self._injectors
+            and session_id not in self._pumps
+            and not self._is_busy(session_id)
+            and not live.runtime.queue_status()["followup"]["depth"]
+        ]
+        excess = len(self._live) - self.config.max_live_runtimes
+        for session_id in idle[: max(0, excess)]:
+            live = self._live.pop(session_id)
+            self._released.add(session_id)
+            await live.runtime.close()
+            event_log = self._logs.get(session_id)
+            if event_log is not None and not event_log.subscriber_count and not event_log.closed:
+                self._seq_floor[session_id] = event_log.last_seq
+                del self._logs[session_id]
+
+    async def _revived(self, session_id: str) -> _Live | None:
+        """The session's runtime, rebuilt if it was released while idle; None if it has none."""
+        live = self._live.get(session_id)
+        if live is not None or session_id not in self._released:
+            return live
+        agent_id, agent_name = self._bindings[session_id]
+        rebuilt, _ = await self._runtime_for(session_id, self.sources.get(agent_id), agent_name)
+        if session_id in self._live:  # another caller revived it meanwhile
+            await rebuilt.runtime.close()
+            return self._live[session_id]
+        await self._register(session_id, rebuilt)
+        return rebuilt
+
+    def _agent_name(self, session_id: str) -> str:
+        """The agent the session runs on here ("" before its first run)."""
+        live = self._live.get(session_id)
+        if live is not None:
+            return live.runtime.agent_name
+        return self._bindings.get(session_id, ("", ""))[1]
 
     def _mark_attached(self, session_id: str) -> None:
         self._attached.setdefault(session_id, asyncio.Event()).set()
@@ -838,7 +903,9 @@ class SessionManager:
     def _log(self, session_id: str) -> RingEventLog:
         event_log = self._logs.get(session_id)
         if event_log is None:
-            event_log = self._logs[session_id] = RingEventLog(self.config.event_log_capacity)
+            event_log = self._logs[session_id] = RingEventLog(
+                self.config.event_log_capacity, start_seq=self._seq_floor.pop(session_id, 0)
+            )
         return event_log
 
     def _is_busy(self, session_id: str) -> bool:
@@ -853,7 +920,7 @@ class SessionManager:
 
     async def _live_runtime(self, session_id: str) -> AgentRuntime:
         """The session's runtime; ``UnknownSession`` or ``SessionNotRunning`` when it has none."""
-        live = self._live.get(session_id)
+        live = await self._revived(session_id)
         if live is None:
             await self._require(session_id)
             raise SessionNotRunning(session_id, "has no runtime (run it first)")

@@ -77,6 +77,12 @@ class NBSessionApp(ExtensionApp):
         8, help="Steer messages a running turn can hold; more is a 429 with Retry-After."
     ).tag(config=True)
 
+    max_live_runtimes = Int(
+        64,
+        help="Session runtimes kept in memory; beyond this the least recently used idle ones "
+        "are released and rebuilt from the store on their next use (event ids continue).",
+    ).tag(config=True)
+
     followup_capacity = Int(
         8, help="Follow-up messages a session can hold; more is a 429 with Retry-After."
     ).tag(config=True)
@@ -101,7 +107,13 @@ class NBSessionApp(ExtensionApp):
     def _default_open_browser(self) -> bool:
         return False  # an API has no page to open
 
-    @validate("max_request_bytes", "event_log_capacity", "steer_capacity", "followup_capacity")
+    @validate(
+        "max_request_bytes",
+        "event_log_capacity",
+        "steer_capacity",
+        "followup_capacity",
+        "max_live_runtimes",
+    )
     def _positive_int(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"NBSessionApp.{proposal['trait'].name} must be at least 1.")
@@ -128,6 +140,7 @@ class NBSessionApp(ExtensionApp):
                 steer_capacity=self.steer_capacity,
                 followup_capacity=self.followup_capacity,
                 refresh_interval=self.refresh_interval,
+                max_live_runtimes=self.max_live_runtimes,
             )
         )
         if not (self.auth_token or self.serverapp.identity_provider.auth_enabled):
