@@ -3,6 +3,12 @@
 Handlers built on it stay thin: they parse with ``body()`` / the ``*_arg`` helpers, call the
 manager and ``reply()``. Any exception ends as a JSON error through ``write_error``: named
 errors with their status and sentence, anything else as a logged 500 with no details sent.
+
+Request bodies are streamed (``tornado.web.stream_request_body``), so nothing is read before
+``prepare()`` has authenticated the request and checked its declared length: a client without
+a token, or one announcing too large a body, is answered right after its headers. The body
+then arrives through ``data_received``, capped at ``NBSessionApp.max_request_bytes``, and is
+put in ``request.body`` once complete, where the parsing helpers read it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.prometheus.log_functions import prometheus_log_method
 from pydantic import BaseModel, ValidationError
-from tornado.web import HTTPError
+from tornado.web import HTTPError, stream_request_body
 
 from ..errors import InvalidRequest, NBSessionError, RequestTooLarge, Unauthorized
 from .errors import ErrorReply, error_reply
@@ -93,6 +99,12 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name or "body"
 
 
+def _declared_length(value: str) -> int | None:
+    """A ``Content-Length`` of ASCII digits, else None (tornado refuses the malformed ones)."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+@stream_request_body
 class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
     """What every nbsession route shares; the route it serves comes from the route table."""
 
@@ -102,6 +114,7 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         super().initialize(name)
         self.route = route
         self.client_gone = asyncio.Event()
+        self._received = bytearray()
 
     @property
     def app(self) -> NBSessionApp:
@@ -125,13 +138,23 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate, then refuse oversized bodies, before jupyter-server's own checks.
 
-        jupyter-server would answer 403 to a missing credential; the contract is a 401 with
-        ``WWW-Authenticate: Bearer``, so the decision is made here and jupyter-server then sees
-        an authenticated user (its XSRF check still applies to cookie-authenticated requests).
+        This runs after the headers and before any body byte is read (the body is streamed),
+        so a 401 or a 413 for a declared length costs no buffering; answering here closes the
+        connection instead of reading the body. jupyter-server would answer 403 to a missing
+        credential; the contract is a 401 with ``WWW-Authenticate: Bearer``, so the decision
+        is made here and jupyter-server then sees an authenticated user. Its XSRF check,
+        which tornado's own pre-``prepare`` call skips for lack of a user, runs in its
+        ``prepare`` for cookie-authenticated writes, from the header or the query (a form
+        field in the body is not read: the body has not arrived).
         """
         if self.request.method != "OPTIONS" and not self.route.open:
             await self._authenticate()
-            self._check_body_size()
+        limit = self.app.max_request_bytes
+        declared = _declared_length(self.request.headers.get("Content-Length", ""))
+        if declared is not None and declared > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        # Registered before tornado awaits the body, so it runs before the method does.
+        self._body_future.add_done_callback(self._body_complete)
         await super().prepare()
 
     async def _authenticate(self) -> None:
@@ -165,12 +188,30 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         ]
         return any(matches)
 
-    def _check_body_size(self) -> None:
-        """413 before parsing: the declared length first, then the body actually received."""
+    # -- the streamed body ---------------------------------------------------------------
+
+    @property
+    def _body_future(self) -> asyncio.Future[None]:
+        """Tornado's signal that the streamed body is complete (set before the method runs)."""
+        return self.request._body_future
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body up to the limit; past it (a chunked body has no declared length),
+        answer 413 at once. Tornado then discards the rest and closes the connection."""
+        if self._finished:
+            return
         limit = self.app.max_request_bytes
-        declared = self.request.headers.get("Content-Length", "")
-        if (declared.isdigit() and int(declared) > limit) or len(self.request.body) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        if len(self._received) + len(chunk) > limit:
+            self._received = bytearray()
+            error = RequestTooLarge(f"The request body is larger than {limit} bytes.")
+            self.send_error(413, exc_info=(RequestTooLarge, error, None))
+            return
+        self._received += chunk
+
+    def _body_complete(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.request.body = bytes(self._received)
+        self._received = bytearray()
 
     # -- parsing --------------------------------------------------------------------------
 
@@ -258,6 +299,10 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(reply.status)
         for header, value in reply.headers:
             self.set_header(header, value)
+        if not self._body_future.done():
+            # An answer before the whole body (a 401, a 413): tornado closes the connection
+            # rather than read the rest, and the client must know not to reuse it.
+            self.set_header("Connection", "close")
         self.finish(dump_json(reply.body()))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
