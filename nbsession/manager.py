@@ -178,7 +178,13 @@ class SessionManager:
         self._seq_floor: dict[str, int] = {}  # last seq of a log released from memory
         self._external: set[str] = set()  # runtimes attached by their owner: never released
         self._logs: dict[str, RingEventLog] = {}
-        self._starting: set[str] = set()
+        # Sessions whose run is being started, with the runtime once it is built: busy, and
+        # cancellable, before the runtime is registered.
+        self._starting: dict[str, _Live | None] = {}
+        self._reviving: set[str] = set()  # released runtimes being rebuilt
+        self._cancel_requested: set[str] = set()  # cancels that arrived while starting
+        # Field updates that reached the store while a runtime was built from an older read.
+        self._late_fields: dict[str, dict[str, Any]] = {}
         self._stopping: dict[str, Run] = {}
         self._deleted: set[str] = set()
         self._idle_followups: dict[str, list[Message]] = {}
@@ -366,13 +372,14 @@ class SessionManager:
             raise InvalidRequest("At least one message is required.", field="messages")
         await self._require(session_id)
         self._check_idle(session_id)
-        self._starting.add(session_id)
+        self._starting[session_id] = None
         try:
             team = self.sources.get(agent_id)
             agent = team.agent(agent_name or None)
             if model:
                 resolve_ref(team, model)  # refused here, before any state changes
             live, fresh = await self._runtime_for(session_id, team, agent.name)
+            self._starting[session_id] = live
             try:
                 if model:
                     await live.runtime.set_model(model)
@@ -382,18 +389,29 @@ class SessionManager:
                 if fresh:
                     await live.runtime.close()
                 raise
+            if session_id in self._cancel_requested:
+                live.runtime.cancel()
             self._bindings[session_id] = (agent_id, agent.name)
             if fresh:
                 await self._register(session_id, live)
-            else:
+            elif session_id in self._live:
                 self._live.move_to_end(session_id)
-            live.runtime.enqueue_follow_ups(self._idle_followups.pop(session_id, []))
+            self._take_idle_followups(session_id, live.runtime)
         finally:
-            self._starting.discard(session_id)
+            self._starting.pop(session_id, None)
+            self._late_fields.pop(session_id, None)
+            self._cancel_requested.discard(session_id)
         return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
+
+    def _take_idle_followups(self, session_id: str, runtime: AgentRuntime) -> None:
+        """Hand the follow-ups queued while the session had no running turn to its new run."""
+        runtime.enqueue_follow_ups(self._idle_followups.pop(session_id, []))
 
     async def cancel_session(self, session_id: str) -> None:
         await self._require(session_id)
+        if session_id in self._starting:  # honoured as soon as the run has started
+            self._cancel_requested.add(session_id)
+            return
         live = self._live.get(session_id)
         if live is None or not live.runtime.cancel():
             raise SessionNotRunning(session_id, "has no running turn")
@@ -418,10 +436,7 @@ class SessionManager:
         parsed = _user_messages(messages, "messages")
         if not parsed:
             raise InvalidRequest("At least one message is required.", field="messages")
-        runtime = await self._live_runtime(session_id)
-        if not runtime.streaming:
-            raise SessionNotRunning(session_id, "has no running turn to steer")
-        runtime.steer(parsed)
+        (await self._live_runtime(session_id)).steer(parsed)
 
     async def follow_up_session(
         self,
@@ -458,26 +473,38 @@ class SessionManager:
             for message in messages:
                 await injector(message.message.content)
             return FollowUpResult("queued_streaming")
+        if session_id in self._starting:  # the run being started takes them over
+            self._queue_idle(session_id, messages)
+            return FollowUpResult("queued_streaming")
         live = await self._revived(session_id)
         if live is None:
-            queued = self._idle_followups.setdefault(session_id, [])
-            if len(queued) + len(messages) > self.config.followup_capacity:
-                raise QueueFull("follow-up", self.config.followup_capacity)
-            queued.extend(messages)
+            self._queue_idle(session_id, messages)
             return FollowUpResult("queued_idle")
         runtime = live.runtime
         if runtime.streaming or session_id in self._starting:
             runtime.enqueue_follow_ups(messages)
             return FollowUpResult("queued_streaming")
-        if len(messages) - 1 > runtime.followup_capacity:
+        if runtime.queue_status()["followup"]["depth"] + len(messages) - 1 > (
+            runtime.followup_capacity
+        ):
             raise QueueFull("follow-up", runtime.followup_capacity)
-        self._starting.add(session_id)
+        self._starting[session_id] = live
         try:
             await runtime.start(messages[:1])
             runtime.enqueue_follow_ups(messages[1:])
+            self._take_idle_followups(session_id, runtime)
+            if session_id in self._cancel_requested:
+                runtime.cancel()
         finally:
-            self._starting.discard(session_id)
+            self._starting.pop(session_id, None)
+            self._cancel_requested.discard(session_id)
         return FollowUpResult("queued_streaming")
+
+    def _queue_idle(self, session_id: str, messages: list[Message]) -> None:
+        queued = self._idle_followups.setdefault(session_id, [])
+        if len(queued) + len(messages) > self.config.followup_capacity:
+            raise QueueFull("follow-up", self.config.followup_capacity)
+        queued.extend(messages)
 
     async def queue_status(self, session_id: str) -> dict[str, dict[str, int]]:
         """Depth and capacity of the session's steer and follow-up queues.
@@ -841,40 +868,55 @@ class SessionManager:
         return _Live(recorder, runtime), True
 
     async def _register(self, session_id: str, live: _Live) -> None:
+        """Make ``live`` the session's runtime (before its run's task first runs)."""
+        for name, value in self._late_fields.pop(session_id, {}).items():
+            setattr(live.recorder.session, name, value)
         previous = self._live.get(session_id)
         self._live[session_id] = live
         self._live.move_to_end(session_id)
         self._released.discard(session_id)
         self._mark_attached(session_id)
-        if previous is not None:
+        if previous is not None and previous is not live:
             await previous.runtime.close()
-        await self._release_idle()
+        await self._release_idle(keep=session_id)
 
-    async def _release_idle(self) -> None:
+    async def _release_idle(self, keep: str) -> None:
         """Release least recently used idle runtimes while more than ``max_live_runtimes`` live.
 
         A released session keeps everything that matters: its store rows, its agent binding,
         and the numbering of its events (a log still being read stays; otherwise only its last
-        seq is kept and a new log continues from it). It is rebuilt on its next use.
+        seq is kept and a new log continues from it). It is rebuilt on its next use. ``keep``
+        (the session just registered) is never released: its caller is about to use it.
         """
-        idle = [
-            session_id
-            for session_id, live in self._live.items()
-            if session_id not in self._external
-            and session_id not in self._injectors
-            and session_id not in self._pumps
-            and not self._is_busy(session_id)
-            and not live.runtime.queue_status()["followup"]["depth"]
-        ]
         excess = len(self._live) - self.config.max_live_runtimes
-        for session_id in idle[: max(0, excess)]:
-            live = self._live.pop(session_id)
+        released: list[_Live] = []
+        for session_id, live in list(self._live.items()):
+            if excess <= 0:
+                break
+            if session_id == keep or not self._releasable(session_id, live):
+                continue
+            del self._live[session_id]
             self._released.add(session_id)
-            await live.runtime.close()
+            released.append(live)
+            excess -= 1
             event_log = self._logs.get(session_id)
             if event_log is not None and not event_log.subscriber_count and not event_log.closed:
                 self._seq_floor[session_id] = event_log.last_seq
                 del self._logs[session_id]
+        for live in released:  # closed after the bookkeeping, which must not interleave
+            await live.runtime.close()
+
+    def _releasable(self, session_id: str, live: _Live) -> bool:
+        queues = live.runtime.queue_status()
+        return (
+            session_id not in self._external
+            and session_id not in self._injectors
+            and session_id not in self._pumps
+            and session_id not in self._reviving
+            and not self._is_busy(session_id)
+            and not queues["followup"]["depth"]
+            and not queues["steer"]["depth"]
+        )
 
     async def _revived(self, session_id: str) -> _Live | None:
         """The session's runtime, rebuilt if it was released while idle; None if it has none."""
@@ -882,12 +924,18 @@ class SessionManager:
         if live is not None or session_id not in self._released:
             return live
         agent_id, agent_name = self._bindings[session_id]
-        rebuilt, _ = await self._runtime_for(session_id, self.sources.get(agent_id), agent_name)
-        if session_id in self._live:  # another caller revived it meanwhile
-            await rebuilt.runtime.close()
-            return self._live[session_id]
-        await self._register(session_id, rebuilt)
-        return rebuilt
+        self._reviving.add(session_id)
+        try:
+            team = self.sources.get(agent_id)
+            rebuilt, _ = await self._runtime_for(session_id, team, agent_name)
+            if session_id in self._live:  # another caller revived it meanwhile
+                await rebuilt.runtime.close()
+                return self._live[session_id]
+            await self._register(session_id, rebuilt)
+            return rebuilt
+        finally:
+            self._reviving.discard(session_id)
+            self._late_fields.pop(session_id, None)
 
     def _agent_name(self, session_id: str) -> str:
         """The agent the session runs on here ("" before its first run)."""
@@ -950,6 +998,12 @@ class SessionManager:
         if session_id in self._deleted:
             raise UnknownSession(session_id)
         await self.store.update_session(session_id, fields)
+        live = self._live.get(session_id)
+        if live is not None:  # registered while we wrote, from an older read: catch it up
+            for name, value in fields.items():
+                setattr(live.recorder.session, name, value)
+        elif session_id in self._starting or session_id in self._reviving:
+            self._late_fields.setdefault(session_id, {}).update(fields)
 
     async def _append(self, session_id: str, item: Item) -> None:
         live = self._live.get(session_id)

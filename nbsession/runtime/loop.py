@@ -36,6 +36,7 @@ from ..errors import (
     InvalidRequest,
     NothingPending,
     QueueFull,
+    SessionNotRunning,
     UnknownSession,
 )
 from ..session import ChatMessage, Item, Message, Permissions, ToolCall, new_id, utc_now
@@ -73,6 +74,7 @@ class Run:
     """
 
     task: asyncio.Task[None] | None = None
+    started: bool = False  # its task has begun (a task cancelled before that never runs)
     end_seq: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,6 +126,7 @@ class AgentRuntime:
         self._confirmation: _Confirmation | None = None
         self._elicitation: _Elicitation | None = None
         self._cancelling = False
+        self._ending = False  # the turn is failing: no further model call will read steers
         self._warned = False
         self.streaming = False
         self.run: Run | None = None
@@ -224,21 +227,32 @@ class AgentRuntime:
         await so a concurrent caller sees the session busy.
         """
         self.streaming = True
-        self._cancelling = False
+        self._cancelling = self._ending = False
         run = Run()
         self.run = run
+        before = len(self.recorder.session.messages)
         try:
             await self.close_dangling_tool_calls()
             for message in messages:
                 await self._append_user(message)
         except BaseException:
-            self.streaming = False
-            run.done.set()
+            if len(self.recorder.session.messages) > before:  # announced: close the turn
+                self.recorder.emit(events.stream_started(self.session_id, self.agent_name))
+                self._end_between_turns(run, "canceled")
+            else:
+                self._finish(run, None)
             raise
         run.task = asyncio.get_running_loop().create_task(self._run(run))
         return run
 
     def steer(self, messages: Sequence[Message]) -> None:
+        """Queue messages for the running turn's next model call.
+
+        Refused once the turn is being cancelled or is failing: it has no next model call,
+        and a steer accepted then would surface in some later, unrelated turn.
+        """
+        if not self.streaming or self._cancelling or self._ending:
+            raise SessionNotRunning(self.session_id, "has no running turn to steer")
         if len(self._steer) + len(messages) > self.steer_capacity:
             raise QueueFull("steer", self.steer_capacity)
         self._steer.extend(messages)
@@ -249,13 +263,18 @@ class AgentRuntime:
         self._followups.extend(messages)
 
     def cancel(self) -> bool:
-        """Cancel the running task; False when there is nothing to cancel."""
+        """Cancel the running task; False when there is nothing to cancel.
+
+        A run whose task has not begun (still committing its messages, or just created) is
+        marked instead: its task ends the turn as cancelled as soon as it starts.
+        """
         run = self.run
-        if not self.streaming or run is None or run.task is None:
+        if not self.streaming or run is None:
             return False
         if not self._cancelling:
             self._cancelling = True
-            run.task.cancel()
+            if run.task is not None and run.started:
+                run.task.cancel()
         return True
 
     async def resume(self, confirmation: str, reason: str = "", tool_name: str = "") -> None:
@@ -278,8 +297,8 @@ class AgentRuntime:
         except BaseException:
             pending.answered = False
             raise
-        if pending.future.done():  # cancelled while we were persisting
-            raise NothingPending("The tool call is no longer waiting for a confirmation.")
+        if pending.future.done():  # cancelled while we persisted: the grant stands
+            return
         pending.future.set_result((confirmation, reason))
         self.recorder.emit(events.authorization_event(self.agent_name, confirmation))
 
@@ -328,6 +347,11 @@ class AgentRuntime:
     # -- the run ------------------------------------------------------------------------
 
     async def _run(self, run: Run) -> None:
+        run.started = True
+        if self._cancelling:  # cancelled before the task began
+            self.recorder.emit(events.stream_started(self.session_id, self.agent_name))
+            self._end_between_turns(run, "canceled")
+            return
         try:
             while True:
                 reason = await self._turn()
@@ -352,8 +376,11 @@ class AgentRuntime:
         self._finish(run, entry.seq if entry else None)
 
     def _finish(self, run: Run, end_seq: int | None) -> None:
+        if self._cancelling:  # a cancel stops what was queued behind the turn too
+            self._followups.clear()
+        self._steer.clear()  # refused while ending, so nothing accepted is lost here
         self.streaming = False
-        self._cancelling = False
+        self._cancelling = self._ending = False
         run.end_seq = end_seq if end_seq is not None else self.recorder.log.last_seq
         run.done.set()
 
@@ -420,6 +447,7 @@ class AgentRuntime:
     async def _fail(self, message: str, code: str = "") -> None:
         """Record why the turn failed in the session, for people (models never see it), then
         emit the ``error`` event; when the store is what failed, the event still goes out."""
+        self._ending = True
         event = events.error(self.session_id, self.agent_name, message, code)
         try:
             await self.recorder.append(Item(error=message), announce=lambda _: event)

@@ -285,7 +285,8 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
             value, source = self.request.headers.get(header), header
         if value is None:
             return None
-        if not value.strip().isdigit():
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()):  # "²" is a digit to str.isdigit
             raise InvalidRequest(f"{source} must be a non-negative integer.", field=source)
         return int(value)
 

@@ -27,6 +27,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt
 
 from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset
 
+# How long a killed command's output is drained before its pipe is abandoned.
+_KILL_DRAIN_SECONDS = 2.0
 _READ_CHUNK = 64 * 1024
 
 
@@ -172,4 +174,12 @@ async def _kill(proc: asyncio.subprocess.Process, output: _BoundedOutput) -> Non
     """
     with suppress(ProcessLookupError):  # the group may have finished on its own
         os.killpg(proc.pid, signal.SIGKILL)
-    await _collect(proc, output)
+    try:
+        await asyncio.wait_for(_collect(proc, output), _KILL_DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        # A child that left the group (setsid) still holds the pipe, so no end of file comes:
+        # stop reading it, which lets the reaped shell's wait() finish.
+        pipe = proc._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+        if pipe is not None:
+            pipe.close()
+        await proc.wait()

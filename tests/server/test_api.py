@@ -338,8 +338,9 @@ async def test_events_replay_resume_and_end(api: Fetch, stream: Any) -> None:
 
 async def test_events_errors(api: Fetch) -> None:
     session_id = await new_session(api)
-    bad = await api("GET", f"api/sessions/{session_id}/events", params={"since": "-1"})
-    assert (bad.code, bad.error_code) == (400, "invalid_request")
+    for since in ("-1", "\u00b2", "1.5"):  # "²" passes str.isdigit but is no integer
+        bad = await api("GET", f"api/sessions/{session_id}/events", params={"since": since})
+        assert (bad.code, bad.error_code) == (400, "invalid_request"), since
     header = await api("GET", f"api/sessions/{session_id}/events", headers={"Last-Event-ID": "abc"})
     assert (header.code, header.error_code) == (400, "invalid_request")
     assert "Last-Event-ID" in header.json()["message"]
