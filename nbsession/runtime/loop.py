@@ -698,10 +698,11 @@ class AgentRuntime:
             title = await generate_title(self._model(resolved.config), first_message)
         except ModelUnavailable:
             title = fallback_title(first_message)
-        if self.recorder.session.title:  # someone named it meanwhile
-            return
         try:
-            await self.recorder.update(title=title)
+            if not await self.recorder.claim_title(title):
+                return  # someone named it meanwhile: theirs stands
+        except UnknownSession:
+            return  # deleted meanwhile
         except Exception:
             log.exception("saving the title of session %s failed", self.session_id)
             return

@@ -73,6 +73,14 @@ class SessionRecorder:
     async def append_message(self, message: Message, announce: Announce | None = None) -> int:
         return await self.append(Item(message=message), announce)
 
+    async def claim_title(self, title: str) -> bool:
+        """Give the session ``title`` unless it has one (in the store); True if it was ours."""
+        stored, cancelled = await _finish(self.store.claim_title(self.session.id, title))
+        self.session.title = stored
+        if cancelled:
+            raise asyncio.CancelledError
+        return stored == title
+
     async def update(self, **fields: Any) -> None:
         """Commit some session fields, then apply them in memory (all or nothing)."""
         _, cancelled = await _finish(self.store.update_session(self.session.id, fields))

@@ -50,6 +50,13 @@ class Store(Protocol):
         ``UnknownSession`` if absent; ``ValueError`` for a name outside ``META_FIELDS``.
         """
 
+    async def claim_title(self, session_id: str, title: str) -> str:
+        """Set the title only if the session has none; return the title it has afterwards.
+
+        A generated title must never overwrite one a person set meanwhile, possibly through
+        another server: the check and the write are one atomic step in the store.
+        """
+
     async def append_item(self, session_id: str, item: Item) -> int:
         """Append one item at the end of the session and return its position (0-based)."""
 

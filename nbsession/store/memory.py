@@ -60,6 +60,12 @@ class MemoryStore:
         changes = {name: getattr(validated, name) for name in fields}
         self._sessions[session_id] = stored.model_copy(update=changes)
 
+    async def claim_title(self, session_id: str, title: str) -> str:
+        stored = self._get(session_id)
+        if not stored.title:
+            self._sessions[session_id] = stored.model_copy(update={"title": title})
+        return self._sessions[session_id].title
+
     async def append_item(self, session_id: str, item: Item) -> int:
         items = self._get(session_id).messages
         items.append(item.model_copy(deep=True))

@@ -227,6 +227,22 @@ class SQLiteStore:
 
         await self._run(update)
 
+    async def claim_title(self, session_id: str, title: str) -> str:
+        def claim(conn: sqlite3.Connection) -> str:
+            with _transaction(conn, "IMMEDIATE"):
+                conn.execute(
+                    "UPDATE sessions SET title = ? WHERE id = ? AND title = ''",
+                    (title, session_id),
+                )
+                row = conn.execute(
+                    "SELECT title FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                if row is None:
+                    raise UnknownSession(session_id)
+                return str(row["title"])
+
+        return await self._run(claim)
+
     async def append_item(self, session_id: str, item: Item) -> int:
         values = _item_row(item)
 

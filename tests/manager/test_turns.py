@@ -433,15 +433,14 @@ async def test_a_steer_accepted_while_the_turn_finishes_is_answered(tmp_path: Pa
     async with open_manager(tmp_path) as mgr:
         sid = (await mgr.create_session({})).id
         entered, release = asyncio.Event(), asyncio.Event()
-        original = mgr.store.update_session
+        original = mgr.store.claim_title
 
-        async def gated(session_id, fields):  # hold the title's commit
-            if "title" in fields:
-                entered.set()
-                await release.wait()
-            return await original(session_id, fields)
+        async def gated(session_id, title):  # hold the title's commit
+            entered.set()
+            await release.wait()
+            return await original(session_id, title)
 
-        mgr.store.update_session = gated  # type: ignore[method-assign]
+        mgr.store.claim_title = gated  # type: ignore[method-assign]
         stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("hello"))
         events = await read_until(stream, "token_usage")  # the model has answered
         await asyncio.wait_for(entered.wait(), DEADLINE)

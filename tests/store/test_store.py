@@ -185,6 +185,19 @@ async def test_update_session_touches_only_named_fields(make_store: Callable[[],
     assert got == expected
 
 
+async def test_claim_title_sets_only_an_empty_title(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        untitled, titled = Session(), Session(title="mine")
+        await store.create_session(untitled)
+        await store.create_session(titled)
+        assert await store.claim_title(untitled.id, "generated") == "generated"
+        assert await store.claim_title(untitled.id, "again") == "generated"
+        assert await store.claim_title(titled.id, "generated") == "mine"
+        assert (await store.get_session(titled.id)).title == "mine"
+        with pytest.raises(UnknownSession):
+            await store.claim_title("missing", "x")
+
+
 async def test_update_session_rejects_unknown_fields_and_bad_values(
     make_store: Callable[[], Store],
 ) -> None:
