@@ -368,8 +368,6 @@ class SessionManager:
         A bad model reference or message fails before anything is appended (SPEC 5).
         """
         parsed = _user_messages(messages, "messages")
-        if not parsed:
-            raise InvalidRequest("At least one message is required.", field="messages")
         await self._require(session_id)
         self._check_idle(session_id)
         self._starting[session_id] = None
@@ -389,23 +387,24 @@ class SessionManager:
                 if fresh:
                     await live.runtime.close()
                 raise
-            if session_id in self._cancel_requested:
-                live.runtime.cancel()
             self._bindings[session_id] = (agent_id, agent.name)
             if fresh:
                 await self._register(session_id, live)
             elif session_id in self._live:
                 self._live.move_to_end(session_id)
-            self._take_idle_followups(session_id, live.runtime)
+            self._started(session_id, live.runtime)
         finally:
             self._starting.pop(session_id, None)
             self._late_fields.pop(session_id, None)
             self._cancel_requested.discard(session_id)
         return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
 
-    def _take_idle_followups(self, session_id: str, runtime: AgentRuntime) -> None:
-        """Hand the follow-ups queued while the session had no running turn to its new run."""
+    def _started(self, session_id: str, runtime: AgentRuntime) -> None:
+        """Settle what arrived while a run was starting: follow-ups queued without a running
+        turn join it, and a cancel stops it (and, with it, those follow-ups)."""
         runtime.enqueue_follow_ups(self._idle_followups.pop(session_id, []))
+        if session_id in self._cancel_requested:
+            runtime.cancel()
 
     async def cancel_session(self, session_id: str) -> None:
         await self._require(session_id)
@@ -434,8 +433,6 @@ class SessionManager:
     async def steer_session(self, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
         """Queue messages for the running turn, injected before its next model call."""
         parsed = _user_messages(messages, "messages")
-        if not parsed:
-            raise InvalidRequest("At least one message is required.", field="messages")
         (await self._live_runtime(session_id)).steer(parsed)
 
     async def follow_up_session(
@@ -450,8 +447,6 @@ class SessionManager:
         fails releases its key so a retry can land.
         """
         parsed = _user_messages(messages, "messages")
-        if not parsed:
-            raise InvalidRequest("At least one message is required.", field="messages")
         await self._require(session_id)
         keys = self._idempotency.setdefault(session_id, OrderedDict())
         if idempotency_key:
@@ -492,9 +487,7 @@ class SessionManager:
         try:
             await runtime.start(messages[:1])
             runtime.enqueue_follow_ups(messages[1:])
-            self._take_idle_followups(session_id, runtime)
-            if session_id in self._cancel_requested:
-                runtime.cancel()
+            self._started(session_id, runtime)
         finally:
             self._starting.pop(session_id, None)
             self._cancel_requested.discard(session_id)
@@ -1039,9 +1032,14 @@ def _validated(model: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
 
 
 def _user_messages(raw: Any, field: str) -> list[Message]:
-    """Request messages (``{role, content, multi_content?}``) as user messages to store."""
+    """Request messages (``{role, content, multi_content?}``) as user messages to store.
+
+    At least one is required: every route that takes messages acts on them.
+    """
     if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
         raise InvalidRequest(f"{field} must be an array of messages.", field=field)
+    if not raw:
+        raise InvalidRequest("At least one message is required.", field=field)
     messages = []
     for index, entry in enumerate(raw):
         where = f"{field}[{index}]"

@@ -237,8 +237,7 @@ class AgentRuntime:
                 await self._append_user(message)
         except BaseException:
             if len(self.recorder.session.messages) > before:  # announced: close the turn
-                self.recorder.emit(events.stream_started(self.session_id, self.agent_name))
-                self._end_between_turns(run, "canceled")
+                self._end_unstarted(run)
             else:
                 self._finish(run, None)
             raise
@@ -349,31 +348,35 @@ class AgentRuntime:
     async def _run(self, run: Run) -> None:
         run.started = True
         if self._cancelling:  # cancelled before the task began
-            self.recorder.emit(events.stream_started(self.session_id, self.agent_name))
-            self._end_between_turns(run, "canceled")
+            self._end_unstarted(run)
             return
         try:
             while True:
                 reason = await self._turn()
-                final = reason == "canceled" or self._cancelling or not self._followups
-                entry = self.recorder.emit(
-                    events.stream_stopped(self.session_id, self.agent_name, reason)
-                )
-                if final:
-                    self._finish(run, entry.seq if entry else None)
+                if reason == "canceled" or self._cancelling or not self._followups:
+                    self._end(run, reason)
                     return
+                self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
                 await self._append_user(self._followups.popleft())
         except asyncio.CancelledError:  # cancelled between two turns: the last one has ended
-            self._end_between_turns(run, "canceled")
+            self._end(run, "canceled")
         except Exception:
             log.exception("run of session %s failed", self.session_id)
-            self._end_between_turns(run, "error")
+            self._end(run, "error")
 
-    def _end_between_turns(self, run: Run, reason: StopReason) -> None:
-        """End a run stopped after a turn's ``stream_stopped``, on a ``stream_stopped`` of its
-        own: a run stream may have read the last one already and would otherwise never end."""
+    def _end(self, run: Run, reason: StopReason) -> None:
+        """Emit the run's last ``stream_stopped`` and finish the run there.
+
+        Also after a failure between two turns, whose ``stream_stopped`` a run stream may have
+        read already: it waits for this one and would otherwise never end.
+        """
         entry = self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
         self._finish(run, entry.seq if entry else None)
+
+    def _end_unstarted(self, run: Run) -> None:
+        """End, as cancelled, a run whose user messages were announced before its turn began."""
+        self.recorder.emit(events.stream_started(self.session_id, self.agent_name))
+        self._end(run, "canceled")
 
     def _finish(self, run: Run, end_seq: int | None) -> None:
         if self._cancelling:  # a cancel stops what was queued behind the turn too
