@@ -49,6 +49,7 @@ from .session import (
     user_message,
     utc_now,
 )
+from .session_state import FollowUpInjector, Live, Phase, SessionState
 from .store import Store, open_store
 from .tools import build_toolsets
 
@@ -58,7 +59,6 @@ RECOVERY_VERSION = 1
 IDEMPOTENCY_KEYS_KEPT = 1024
 
 EventSource = Callable[[Callable[[Mapping[str, Any]], None]], Awaitable[None]]
-FollowUpInjector = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -147,14 +147,6 @@ class TurnStream:
         self._sub.close()
 
 
-@dataclass
-class _Live:
-    """A session with a runtime on this server: the recorder is its only writer."""
-
-    recorder: SessionRecorder
-    runtime: AgentRuntime
-
-
 class SessionManager:
     """Sessions, their runtimes, event logs and queues, behind one set of rules."""
 
@@ -172,27 +164,10 @@ class SessionManager:
             refresh_interval=self.config.refresh_interval,
             include_bundled=self.config.include_bundled_agents,
         )
-        self._live: OrderedDict[str, _Live] = OrderedDict()  # least recently used first
-        self._bindings: dict[str, tuple[str, str]] = {}  # session -> (agent source, agent)
-        self._released: set[str] = set()  # runtimes released while idle, rebuilt on use
-        self._seq_floor: dict[str, int] = {}  # last seq of a log released from memory
-        self._external: set[str] = set()  # runtimes attached by their owner: never released
-        self._logs: dict[str, RingEventLog] = {}
-        # Sessions whose run is being started, with the runtime once it is built: busy, and
-        # cancellable, before the runtime is registered.
-        self._starting: dict[str, _Live | None] = {}
-        self._reviving: set[str] = set()  # released runtimes being rebuilt
-        self._cancel_requested: set[str] = set()  # cancels that arrived while starting
-        # Field updates that reached the store while a runtime was built from an older read.
-        self._late_fields: dict[str, dict[str, Any]] = {}
-        self._stopping: dict[str, Run] = {}
-        self._deleted: set[str] = set()
-        self._idle_followups: dict[str, list[Message]] = {}
-        self._idempotency: dict[str, OrderedDict[str, None]] = {}
-        self._injectors: dict[str, FollowUpInjector] = {}
-        self._pumps: dict[str, asyncio.Task[None]] = {}
+        # One entry per session this server has touched, least recently run first (the
+        # order in which idle runtimes are released).
+        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
-        self._attached: dict[str, asyncio.Event] = {}
         self._ready = asyncio.Event()
         self._latest_error = ""
 
@@ -206,21 +181,24 @@ class SessionManager:
 
     async def shutdown(self, reason: str = "server stopping", timeout: float = 10.0) -> None:
         """Cancel running turns (they persist what they have), end every log, close the store."""
-        for live in self._live.values():
+        lives = self._lives()
+        for live in lives:
             live.runtime.cancel()
-        runs = [live.runtime.run for live in self._live.values() if live.runtime.run is not None]
-        runs += list(self._stopping.values())
+        runs = [live.runtime.run for live in lives if live.runtime.run is not None]
+        runs += [state.stopping for state in self._sessions.values() if state.stopping]
         if runs:
             await asyncio.wait(
                 [asyncio.ensure_future(r.done.wait()) for r in runs], timeout=timeout
             )
-        for task in self._pumps.values():
-            task.cancel()
-        for event_log in self._logs.values():
-            event_log.close(reason)
-        for live in self._live.values():
+        for state in self._sessions.values():
+            if state.pump is not None:
+                state.pump.cancel()
+            if state.log is not None:
+                state.log.close(reason)
+        for live in lives:
             await live.runtime.close()
-        self._live.clear()
+        for state in self._sessions.values():
+            state.live = None
         await self.store.close()
 
     async def ready_status(self) -> dict[str, Any]:
@@ -229,7 +207,7 @@ class SessionManager:
             self._latest_error = "store disconnected"
         return {
             "ready": connected,
-            "active_sessions": len(self._live),
+            "active_sessions": len(self._lives()),
             "store_connected": connected,
             "latest_error": "" if connected else self._latest_error,
         }
@@ -240,9 +218,10 @@ class SessionManager:
 
     async def wait_session_attached(self, session_id: str, timeout: float) -> bool:
         """Until ``session_id`` has a runtime (ran once, or was attached); False at timeout."""
-        if session_id in self._live:
+        state = self._state(session_id)
+        if state.live is not None:
             return True
-        return await _wait_event(self._attached.setdefault(session_id, asyncio.Event()), timeout)
+        return await _wait_event(state.attached, timeout)
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -284,7 +263,7 @@ class SessionManager:
         safe and keeps this O(number of items) pointer copies instead of a deep copy, which
         costs ~150 ms on the event loop for a 10,000-item session.
         """
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is None:
             return await self._stored(session_id)
         session = live.recorder.session
@@ -304,51 +283,43 @@ class SessionManager:
         """Delete the session, cancel its turn and end its event log (after its last event)."""
         await self._require(session_id)
         await self.store.delete_session(session_id)
-        self._deleted.add(session_id)
-        live = self._live.pop(session_id, None)
-        self._idle_followups.pop(session_id, None)
-        self._idempotency.pop(session_id, None)
-        self._injectors.pop(session_id, None)
-        self._attached.pop(session_id, None)
-        self._bindings.pop(session_id, None)
-        self._released.discard(session_id)
-        self._seq_floor.pop(session_id, None)
-        self._external.discard(session_id)
-        pump = self._pumps.pop(session_id, None)
+        state = self._state(session_id)
+        live, pump = state.forget()
         if pump is not None:
             pump.cancel()
         run = live.runtime.run if live is not None else None
         if live is not None and run is not None and not run.done.is_set():
             # The turn ends with its own stream_stopped first; session_exited comes after.
-            self._stopping[session_id] = run
+            state.stopping = run
             live.runtime.cancel()
-            task = asyncio.get_running_loop().create_task(self._finish_delete(session_id, live))
+            task = asyncio.get_running_loop().create_task(self._finish_delete(state, live, run))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return
         if live is not None:
             await live.runtime.close()
-        self._end_log(session_id)
+        self._end_log(state)
 
-    async def _finish_delete(self, session_id: str, live: _Live) -> None:
-        run = self._stopping[session_id]
+    async def _finish_delete(self, state: SessionState, live: Live, run: Run) -> None:
         await run.done.wait()
-        self._stopping.pop(session_id, None)
+        state.stopping = None
         await live.runtime.close()
-        self._end_log(session_id)
+        self._end_log(state)
 
-    def _end_log(self, session_id: str) -> None:
+    def _end_log(self, state: SessionState) -> None:
         """Close a deleted session's log; its readers keep it until they have read the end."""
-        event_log = self._logs.pop(session_id, None)
+        event_log, state.log = state.log, None
         if event_log is not None:
             event_log.close("session deleted")
 
     async def wait_stopped(self, session_id: str, timeout: float) -> bool:
         """True once the session's run has fully stopped (call after ``delete_session``)."""
-        run = self._stopping.get(session_id)
-        live = self._live.get(session_id)
-        if run is None and live is not None:
-            run = live.runtime.run
+        state = self._sessions.get(session_id)
+        if state is None:
+            return True
+        run = state.stopping
+        if run is None and state.live is not None:
+            run = state.live.runtime.run
         if run is None:
             return True
         return await _wait_event(run.done, timeout)
@@ -370,14 +341,14 @@ class SessionManager:
         parsed = _user_messages(messages, "messages")
         await self._require(session_id)
         self._check_idle(session_id)
-        self._starting[session_id] = None
+        state = self._state(session_id)
+        state.starting = True
         try:
             team = self.sources.get(agent_id)
             agent = team.agent(agent_name or None)
             if model:
                 resolve_ref(team, model)  # refused here, before any state changes
             live, fresh = await self._runtime_for(session_id, team, agent.name)
-            self._starting[session_id] = live
             try:
                 if model:
                     await live.runtime.set_model(model)
@@ -387,31 +358,32 @@ class SessionManager:
                 if fresh:
                     await live.runtime.close()
                 raise
-            self._bindings[session_id] = (agent_id, agent.name)
+            state.binding = (agent_id, agent.name)
             if fresh:
-                await self._register(session_id, live)
-            elif session_id in self._live:
-                self._live.move_to_end(session_id)
-            self._started(session_id, live.runtime)
+                await self._register(state, live)
+            elif state.live is not None:
+                self._sessions.move_to_end(session_id)
+            self._started(state, live.runtime)
         finally:
-            self._starting.pop(session_id, None)
-            self._late_fields.pop(session_id, None)
-            self._cancel_requested.discard(session_id)
+            state.starting = state.cancel_requested = False
+            state.late_fields.clear()
         return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
 
-    def _started(self, session_id: str, runtime: AgentRuntime) -> None:
+    def _started(self, state: SessionState, runtime: AgentRuntime) -> None:
         """Settle what arrived while a run was starting: follow-ups queued without a running
         turn join it, and a cancel stops it (and, with it, those follow-ups)."""
-        runtime.enqueue_follow_ups(self._idle_followups.pop(session_id, []))
-        if session_id in self._cancel_requested:
+        queued, state.idle_followups = state.idle_followups, []
+        runtime.enqueue_follow_ups(queued)
+        if state.cancel_requested:
             runtime.cancel()
 
     async def cancel_session(self, session_id: str) -> None:
         await self._require(session_id)
-        if session_id in self._starting:  # honoured as soon as the run has started
-            self._cancel_requested.add(session_id)
+        state = self._sessions.get(session_id)
+        if state is not None and state.starting:  # honoured as soon as the run has started
+            state.cancel_requested = True
             return
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is None or not live.runtime.cancel():
             raise SessionNotRunning(session_id, "has no running turn")
 
@@ -448,7 +420,7 @@ class SessionManager:
         """
         parsed = _user_messages(messages, "messages")
         await self._require(session_id)
-        keys = self._idempotency.setdefault(session_id, OrderedDict())
+        keys = self._state(session_id).idempotency
         if idempotency_key:
             if idempotency_key in keys:
                 return FollowUpResult("duplicate", duplicate=True)
@@ -463,38 +435,37 @@ class SessionManager:
             raise
 
     async def _deliver_follow_ups(self, session_id: str, messages: list[Message]) -> FollowUpResult:
-        injector = self._injectors.get(session_id)
-        if injector is not None:
+        state = self._state(session_id)
+        if state.injector is not None:
             for message in messages:
-                await injector(message.message.content)
+                await state.injector(message.message.content)
             return FollowUpResult("queued_streaming")
-        if session_id in self._starting:  # the run being started takes them over
-            self._queue_idle(session_id, messages)
+        if state.starting:  # the run being started takes them over
+            self._queue_idle(state, messages)
             return FollowUpResult("queued_streaming")
         live = await self._revived(session_id)
         if live is None:
-            self._queue_idle(session_id, messages)
+            self._queue_idle(state, messages)
             return FollowUpResult("queued_idle")
         runtime = live.runtime
-        if runtime.streaming or session_id in self._starting:
+        if runtime.streaming or state.starting:
             runtime.enqueue_follow_ups(messages)
             return FollowUpResult("queued_streaming")
         if runtime.queue_status()["followup"]["depth"] + len(messages) - 1 > (
             runtime.followup_capacity
         ):
             raise QueueFull("follow-up", runtime.followup_capacity)
-        self._starting[session_id] = live
+        state.starting = True
         try:
             await runtime.start(messages[:1])
             runtime.enqueue_follow_ups(messages[1:])
-            self._started(session_id, runtime)
+            self._started(state, runtime)
         finally:
-            self._starting.pop(session_id, None)
-            self._cancel_requested.discard(session_id)
+            state.starting = state.cancel_requested = False
         return FollowUpResult("queued_streaming")
 
-    def _queue_idle(self, session_id: str, messages: list[Message]) -> None:
-        queued = self._idle_followups.setdefault(session_id, [])
+    def _queue_idle(self, state: SessionState, messages: list[Message]) -> None:
+        queued = state.idle_followups
         if len(queued) + len(messages) > self.config.followup_capacity:
             raise QueueFull("follow-up", self.config.followup_capacity)
         queued.extend(messages)
@@ -505,14 +476,15 @@ class SessionManager:
         A session without a runtime here can still hold follow-ups (``queued_idle``), which
         its next run consumes; they are counted too.
         """
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is not None:
             return live.runtime.queue_status()
         await self._require(session_id)
+        state = self._sessions.get(session_id)
         return {
             "steer": {"depth": 0, "capacity": self.config.steer_capacity},
             "followup": {
-                "depth": len(self._idle_followups.get(session_id, [])),
+                "depth": len(state.idle_followups) if state is not None else 0,
                 "capacity": self.config.followup_capacity,
             },
         }
@@ -592,7 +564,7 @@ class SessionManager:
         self._check_idle(session_id, Conflict)
         item = Item(message=parsed)
         await self.store.update_message(session_id, message_id, item)
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is not None:
             items = live.recorder.session.messages
             for index, existing in enumerate(items):
@@ -699,11 +671,7 @@ class SessionManager:
         return await self._create_imported(_validated(Session, data))
 
     async def _create_imported(self, session: Session) -> Session:
-        if (
-            not session.id
-            or session.id in self._deleted
-            or await self.store.has_session(session.id)
-        ):
+        if not session.id or self._deleted(session.id) or await self.store.has_session(session.id):
             session = session.model_copy(update={"id": new_id()})
         await self.store.create_session(session)
         self._ready.set()
@@ -784,6 +752,7 @@ class SessionManager:
 
     def register_event_source(self, session_id: str, source: EventSource) -> None:
         """Pump an out-of-band runtime's events into the session's log until it returns."""
+        state = self._state(session_id)
         event_log = self._log(session_id)
 
         def send(event: Mapping[str, Any]) -> None:
@@ -794,60 +763,89 @@ class SessionManager:
             try:
                 await source(send)
             finally:
-                self._pumps.pop(session_id, None)
+                state.pump = None
                 event_log.close("session ended")
 
-        self._pumps[session_id] = asyncio.get_running_loop().create_task(pump())
+        state.pump = asyncio.get_running_loop().create_task(pump())
 
     def has_event_source(self, session_id: str) -> bool:
-        return session_id in self._logs
+        state = self._sessions.get(session_id)
+        return state is not None and state.log is not None
 
     def last_event_seq(self, session_id: str) -> tuple[int, bool]:
         """The newest seq and whether a log is in memory; a released log still tells its seq."""
-        event_log = self._logs.get(session_id)
-        if event_log is not None:
-            return event_log.last_seq, True
-        return self._seq_floor.get(session_id, 0), False
+        state = self._sessions.get(session_id)
+        if state is None:
+            return 0, False
+        if state.log is not None:
+            return state.log.last_seq, True
+        return state.seq_floor, False
 
     async def stream_events(
         self, session_id: str, since: int | None, send: Callable[[LogEntry], None]
     ) -> bool:
         """Call ``send`` for each replayed then live event; False when there is no log."""
-        event_log = self._logs.get(session_id)
-        if event_log is None:
+        state = self._sessions.get(session_id)
+        if state is None or state.log is None:
             return False
-        async for entry in event_log.subscribe(since):
+        async for entry in state.log.subscribe(since):
             send(entry)
         return True
 
     def register_follow_up_injector(self, session_id: str, injector: FollowUpInjector) -> None:
         """Route follow-ups for an attached session through its owner instead of the queue."""
-        self._injectors[session_id] = injector
+        self._state(session_id).injector = injector
 
     def attach_runtime(self, session_id: str, runtime: AgentRuntime) -> None:
         """Register a runtime built elsewhere (an in-kernel host) under ``session_id``."""
         if runtime.session_id != session_id:
             raise InvalidRequest("The runtime belongs to another session.", field="session_id")
-        self._live[session_id] = _Live(runtime.recorder, runtime)
-        self._external.add(session_id)
-        self._logs.setdefault(session_id, runtime.recorder.log)  # type: ignore[arg-type]
-        self._mark_attached(session_id)
+        state = self._state(session_id)
+        state.live = Live(runtime.recorder, runtime)
+        state.external = True
+        if state.log is None:
+            state.log = runtime.recorder.log  # type: ignore[assignment]
+        self._mark_attached(state)
 
     def new_recorder(self, session: Session) -> SessionRecorder:
         """The recorder a runtime built outside the manager must write through."""
         return SessionRecorder(session, self.store, self._log(session.id))
 
+    def session_phase(self, session_id: str) -> Phase:
+        """Where the session is in its life on this server (``idle`` if never touched here)."""
+        state = self._sessions.get(session_id)
+        return state.phase if state is not None else Phase.IDLE
+
     # -- internals ------------------------------------------------------------------------
+
+    def _state(self, session_id: str) -> SessionState:
+        """The session's state on this server, created on first use."""
+        state = self._sessions.get(session_id)
+        if state is None:
+            state = self._sessions[session_id] = SessionState(session_id)
+        return state
+
+    def _live(self, session_id: str) -> Live | None:
+        state = self._sessions.get(session_id)
+        return state.live if state is not None else None
+
+    def _lives(self) -> list[Live]:
+        """The runtimes in memory, least recently run first."""
+        return [state.live for state in self._sessions.values() if state.live is not None]
+
+    def _deleted(self, session_id: str) -> bool:
+        state = self._sessions.get(session_id)
+        return state is not None and state.deleted
 
     async def _runtime_for(
         self, session_id: str, team: TeamConfig, agent_name: str
-    ) -> tuple[_Live, bool]:
+    ) -> tuple[Live, bool]:
         """The session's runtime for that agent, and whether it is a new, unregistered one.
 
         A new one is built when the agent or its file changed; the caller registers it once
         its first run has started, so a run that fails leaves the old one in place.
         """
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is not None and live.runtime.team is team and live.runtime.agent_name == agent_name:
             return live, False
         recorder = live.recorder if live else self.new_recorder(await self._stored(session_id))
@@ -858,20 +856,20 @@ class SessionManager:
             steer_capacity=self.config.steer_capacity,
             followup_capacity=self.config.followup_capacity,
         )
-        return _Live(recorder, runtime), True
+        return Live(recorder, runtime), True
 
-    async def _register(self, session_id: str, live: _Live) -> None:
+    async def _register(self, state: SessionState, live: Live) -> None:
         """Make ``live`` the session's runtime (before its run's task first runs)."""
-        for name, value in self._late_fields.pop(session_id, {}).items():
+        for name, value in state.late_fields.items():
             setattr(live.recorder.session, name, value)
-        previous = self._live.get(session_id)
-        self._live[session_id] = live
-        self._live.move_to_end(session_id)
-        self._released.discard(session_id)
-        self._mark_attached(session_id)
+        state.late_fields.clear()
+        previous, state.live = state.live, live
+        self._sessions.move_to_end(state.id)
+        state.released = False
+        self._mark_attached(state)
         if previous is not None and previous is not live:
             await previous.runtime.close()
-        await self._release_idle(keep=session_id)
+        await self._release_idle(keep=state.id)
 
     async def _release_idle(self, keep: str) -> None:
         """Release least recently used idle runtimes while more than ``max_live_runtimes`` live.
@@ -881,77 +879,80 @@ class SessionManager:
         seq is kept and a new log continues from it). It is rebuilt on its next use. ``keep``
         (the session just registered) is never released: its caller is about to use it.
         """
-        excess = len(self._live) - self.config.max_live_runtimes
-        released: list[_Live] = []
-        for session_id, live in list(self._live.items()):
+        excess = len(self._lives()) - self.config.max_live_runtimes
+        released: list[Live] = []
+        for state in list(self._sessions.values()):
             if excess <= 0:
                 break
-            if session_id == keep or not self._releasable(session_id, live):
+            live = state.live
+            if live is None or state.id == keep or not self._releasable(state, live):
                 continue
-            del self._live[session_id]
-            self._released.add(session_id)
+            state.live = None
+            state.released = True
             released.append(live)
             excess -= 1
-            event_log = self._logs.get(session_id)
+            event_log = state.log
             if event_log is not None and not event_log.subscriber_count and not event_log.closed:
-                self._seq_floor[session_id] = event_log.last_seq
-                del self._logs[session_id]
+                state.seq_floor = event_log.last_seq
+                state.log = None
         for live in released:  # closed after the bookkeeping, which must not interleave
             await live.runtime.close()
 
-    def _releasable(self, session_id: str, live: _Live) -> bool:
+    def _releasable(self, state: SessionState, live: Live) -> bool:
         queues = live.runtime.queue_status()
         return (
-            session_id not in self._external
-            and session_id not in self._injectors
-            and session_id not in self._pumps
-            and session_id not in self._reviving
-            and not self._is_busy(session_id)
+            not state.external
+            and state.injector is None
+            and state.pump is None
+            and not state.reviving
+            and not state.busy
             and not queues["followup"]["depth"]
             and not queues["steer"]["depth"]
         )
 
-    async def _revived(self, session_id: str) -> _Live | None:
+    async def _revived(self, session_id: str) -> Live | None:
         """The session's runtime, rebuilt if it was released while idle; None if it has none."""
-        live = self._live.get(session_id)
-        if live is not None or session_id not in self._released:
-            return live
-        agent_id, agent_name = self._bindings[session_id]
-        self._reviving.add(session_id)
+        state = self._sessions.get(session_id)
+        if state is None or state.live is not None or not state.released:
+            return state.live if state is not None else None
+        assert state.binding is not None  # a released session keeps its binding
+        agent_id, agent_name = state.binding
+        state.reviving = True
         try:
             team = self.sources.get(agent_id)
             rebuilt, _ = await self._runtime_for(session_id, team, agent_name)
-            if session_id in self._live:  # another caller revived it meanwhile
+            if state.live is not None:  # another caller revived it meanwhile
                 await rebuilt.runtime.close()
-                return self._live[session_id]
-            await self._register(session_id, rebuilt)
+                return state.live
+            await self._register(state, rebuilt)
             return rebuilt
         finally:
-            self._reviving.discard(session_id)
-            self._late_fields.pop(session_id, None)
+            state.reviving = False
+            state.late_fields.clear()
 
     def _agent_name(self, session_id: str) -> str:
         """The agent the session runs on here ("" before its first run)."""
-        live = self._live.get(session_id)
-        if live is not None:
-            return live.runtime.agent_name
-        return self._bindings.get(session_id, ("", ""))[1]
+        state = self._sessions.get(session_id)
+        if state is None:
+            return ""
+        if state.live is not None:
+            return state.live.runtime.agent_name
+        return state.binding[1] if state.binding is not None else ""
 
-    def _mark_attached(self, session_id: str) -> None:
-        self._attached.setdefault(session_id, asyncio.Event()).set()
+    def _mark_attached(self, state: SessionState) -> None:
+        state.attached.set()
         self._ready.set()
 
     def _log(self, session_id: str) -> RingEventLog:
-        event_log = self._logs.get(session_id)
-        if event_log is None:
-            event_log = self._logs[session_id] = RingEventLog(
-                self.config.event_log_capacity, start_seq=self._seq_floor.pop(session_id, 0)
-            )
-        return event_log
+        state = self._state(session_id)
+        if state.log is None:
+            state.log = RingEventLog(self.config.event_log_capacity, start_seq=state.seq_floor)
+            state.seq_floor = 0
+        return state.log
 
     def _is_busy(self, session_id: str) -> bool:
-        live = self._live.get(session_id)
-        return session_id in self._starting or (live is not None and live.runtime.streaming)
+        state = self._sessions.get(session_id)
+        return state is not None and state.busy
 
     def _check_idle(self, session_id: str, error: type[Conflict] = SessionBusy) -> None:
         if self._is_busy(session_id):
@@ -968,38 +969,40 @@ class SessionManager:
         return live.runtime
 
     async def _require(self, session_id: str) -> None:
-        if session_id in self._live:
+        if self._live(session_id) is not None:
             return
-        if session_id in self._deleted or not await self.store.has_session(session_id):
+        if self._deleted(session_id) or not await self.store.has_session(session_id):
             raise UnknownSession(session_id)
 
     async def _stored(self, session_id: str) -> Session:
-        if session_id in self._deleted:
+        if self._deleted(session_id):
             raise UnknownSession(session_id)
         return await self.store.get_session(session_id)
 
     async def _current(self, session_id: str) -> Session:
         """The session itself (not a copy) when live, else as stored; read-only use."""
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         return live.recorder.session if live is not None else await self._stored(session_id)
 
     async def _update(self, session_id: str, **fields: Any) -> None:
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is not None:
             await live.recorder.update(**fields)
             return
-        if session_id in self._deleted:
+        if self._deleted(session_id):
             raise UnknownSession(session_id)
         await self.store.update_session(session_id, fields)
-        live = self._live.get(session_id)
-        if live is not None:  # registered while we wrote, from an older read: catch it up
+        state = self._sessions.get(session_id)
+        if state is None:
+            return
+        if state.live is not None:  # registered while we wrote, from an older read: catch up
             for name, value in fields.items():
-                setattr(live.recorder.session, name, value)
-        elif session_id in self._starting or session_id in self._reviving:
-            self._late_fields.setdefault(session_id, {}).update(fields)
+                setattr(state.live.recorder.session, name, value)
+        elif state.starting or state.reviving:
+            state.late_fields.update(fields)
 
     async def _append(self, session_id: str, item: Item) -> None:
-        live = self._live.get(session_id)
+        live = self._live(session_id)
         if live is not None:
             await live.recorder.append(item)
             return

@@ -2,7 +2,7 @@
 
 Each test drives one interleaving that used to break a guarantee: a request arriving while a run
 is starting, a cancel racing a commit, a follow-up to a released session. Private state is read
-only to *time* a race (``session_id in mgr._starting``) or a store write is wrapped to act at
+only to *time* a race (``mgr.session_phase(session_id)``) or a store write is wrapped to act at
 the right moment; every assertion is on public behaviour (events, stored session, status,
 errors). Every wait has a deadline, so a regression fails the test instead of hanging it.
 """
@@ -134,7 +134,7 @@ async def test_follow_up_while_a_new_runtime_starts_is_its_own_turn(
 
         mgr.store.append_item = append_item  # type: ignore[method-assign]
         run = asyncio.ensure_future(mgr.run_session(s.id, agent, "", user("hello again")))
-        await spin_until(lambda: s.id in mgr._starting)
+        await spin_until(lambda: mgr.session_phase(s.id) == "starting")
         result = await mgr.follow_up_session(s.id, user(MATH))
         assert result.status == "queued_streaming"
         accepted.set()
@@ -167,7 +167,7 @@ async def test_updates_sent_while_a_run_starts_apply_to_that_turn(
 
         mgr.store.append_item = append_item  # type: ignore[method-assign]
         run = asyncio.ensure_future(mgr.run_session(s.id, DEFAULT_AGENT, "", user(LIST_FILES)))
-        await spin_until(lambda: s.id in mgr._starting)
+        await spin_until(lambda: mgr.session_phase(s.id) == "starting")
         await mgr.update_session_permissions(s.id, {"deny": ["shell"]})
         await mgr.update_session_title(s.id, "My title")
         updated.set()
@@ -215,7 +215,7 @@ async def test_a_title_stored_while_the_turn_starts_is_not_overwritten(
         mgr.store.update_session = update_session  # type: ignore[method-assign]
         mgr.store.claim_title = claim_title  # type: ignore[method-assign]
         run = asyncio.ensure_future(mgr.run_session(s.id, DEFAULT_AGENT, "", user(MATH)))
-        await spin_until(lambda: s.id in mgr._starting)
+        await spin_until(lambda: mgr.session_phase(s.id) == "starting")
         await mgr.update_session_title(s.id, "My title")
         events = await read_rest(await asyncio.wait_for(run, 10))
         mgr.store.update_session = original  # type: ignore[method-assign]
@@ -297,7 +297,7 @@ async def test_cancel_while_a_run_starts_is_honoured(open_manager: OpenManager) 
         run = asyncio.ensure_future(
             mgr.run_session(s.id, DEFAULT_AGENT, "", user("hello"), model=SLOW)
         )
-        await spin_until(lambda: s.id in mgr._starting)
+        await spin_until(lambda: mgr.session_phase(s.id) == "starting")
         assert (await mgr.get_session_status(s.id))["streaming"]
         await mgr.cancel_session(s.id)  # used to answer SessionNotRunning and be dropped
 
