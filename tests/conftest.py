@@ -4,4 +4,16 @@ pytest-jupyter's plugin runs ``async def`` tests on a fresh event loop and provi
 ``jp_*`` server fixtures; every layer's tests use it so there is one async runner.
 """
 
+from collections.abc import Iterator
+
+import pytest
+from peers.openai_server import OpenAIServer
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A loopback OpenAI-compatible endpoint on a free port (``.url``), scripted per request."""
+    with OpenAIServer() as server:
+        yield server
