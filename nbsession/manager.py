@@ -235,7 +235,18 @@ class SessionManager:
         agent = self.sources.get(agent_id).agent(agent_name or None)
         toolsets = build_toolsets((ts.type, ts.options) for ts in agent.toolsets)
         try:
-            return sum([len(await toolset.tools()) for toolset in toolsets])
+            count = 0
+            for toolset in toolsets:
+                if not toolset.started:
+                    try:
+                        await toolset.start()
+                    except Exception as exc:  # counted as none, as when a turn cannot start it
+                        log.warning(
+                            "toolset %s of agent %s did not start: %s", toolset.type, agent_id, exc
+                        )
+                        continue
+                count += len(await toolset.tools())
+            return count
         finally:
             for toolset in toolsets:
                 await toolset.close()
@@ -853,6 +864,7 @@ class SessionManager:
             recorder,
             team,
             agent_name,
+            data_dir=self._data_dir(),
             steer_capacity=self.config.steer_capacity,
             followup_capacity=self.config.followup_capacity,
         )
@@ -1007,6 +1019,12 @@ class SessionManager:
             await live.recorder.append(item)
             return
         await self.store.append_item(session_id, item)
+
+    def _data_dir(self) -> str:
+        """Where toolsets keep state across sessions: beside the store ("" for ``:memory:``)."""
+        if self.config.db_path == ":memory:":
+            return ""
+        return os.path.dirname(os.path.abspath(self.config.db_path))
 
     def _working_dir(self, value: str) -> str:
         """An existing directory, relative ones resolved against the host's working dir."""

@@ -24,7 +24,7 @@ from ..session import Permissions
 
 log = logging.getLogger("nbsession.config")
 
-SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"shell", "think", "todo"})
+SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"filesystem", "shell", "think", "todo"})
 
 _TOP_KEYS = frozenset({"version", "agents", "models", "permissions"})
 _AGENT_KEYS = frozenset(

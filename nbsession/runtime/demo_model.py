@@ -8,6 +8,7 @@ tool call, so approvals and tool cards can be tried anywhere:
 - "run `<cmd>`"                       -> ``shell`` with that command (needs approval)
 - "what is 17*23"                     -> ``think`` (read-only, runs without asking), then the answer
 - "make a plan" / "todo"              -> ``create_todos``
+- "call `<tool>` with {json}"         -> that tool with those arguments (any tool of the agent)
 Anything else gets an honest answer saying this is an offline demo model.
 """
 
@@ -43,6 +44,7 @@ TITLE_MARKER = TITLE_PROMPT[:24]
 # Seconds between streamed chunks, by model name: `demo/slow` makes streaming visible.
 _CHUNK_DELAYS = {"slow": 0.05}
 
+_CALL = re.compile(r"\bcall\s+`([\w.-]+)`(?:\s+with\s+(\{.*\}))?\s*$", re.IGNORECASE | re.DOTALL)
 _RUN = re.compile(r"run\s+`([^`]+)`", re.IGNORECASE)
 _LIST = re.compile(r"\blist (the |my |all )?files\b|^\s*ls\s*$", re.IGNORECASE)
 _MATH = re.compile(
@@ -98,6 +100,15 @@ async def _respond(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterat
 
 
 def _plan_for(prompt: str, tools: set[str]) -> _Plan:
+    call = _CALL.search(prompt)
+    if call and call.group(1) in tools:
+        name, args = call.group(1), call.group(2) or "{}"
+        return _Plan(
+            reasoning=f"The user asked for the {name} tool by name.",
+            text=f"I'll call `{name}`.",
+            tool=name,
+            args=args,
+        )
     run = _RUN.search(prompt)
     if (run or _LIST.search(prompt)) and "shell" in tools:
         cmd = run.group(1) if run else "ls -la"

@@ -80,9 +80,13 @@ def tool_call(agent_name: str, call: ToolCall, definition: ToolDefinition | None
 
 
 def tool_call_confirmation(
-    agent_name: str, call: ToolCall, definition: ToolDefinition | None
+    agent_name: str, call: ToolCall, definition: ToolDefinition | None, diff: str = ""
 ) -> Event:
-    return _event("tool_call_confirmation", agent_name, **_tool_fields(call, definition))
+    """``diff`` (ours, SPEC 11): the unified diff of the change a file edit would make."""
+    fields = _tool_fields(call, definition)
+    if diff:
+        fields["diff"] = diff
+    return _event("tool_call_confirmation", agent_name, **fields)
 
 
 def tool_call_response(
@@ -125,6 +129,14 @@ def authorization_event(agent_name: str, confirmation: str) -> Event:
 
 def max_iterations_reached(agent_name: str, max_iterations: int) -> Event:
     return _event("max_iterations_reached", agent_name, max_iterations=max_iterations)
+
+
+def mcp_init_started(agent_name: str) -> Event:
+    return _event("mcp_init_started", agent_name)
+
+
+def mcp_init_finished(agent_name: str) -> Event:
+    return _event("mcp_init_finished", agent_name)
 
 
 def warning(agent_name: str, message: str) -> Event:

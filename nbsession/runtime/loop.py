@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,15 @@ from ..errors import (
 )
 from ..session import ChatMessage, Item, Message, Permissions, ToolCall, new_id, utc_now
 from ..tools import build_toolsets
-from ..tools.base import ElicitationResult, Tool, ToolContext, ToolDefinition, ToolResult, Toolset
+from ..tools.base import (
+    ElicitationResult,
+    Tool,
+    ToolContext,
+    ToolDefinition,
+    ToolResult,
+    Toolset,
+    ToolsetEnv,
+)
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
@@ -133,14 +142,30 @@ class AgentRuntime:
 
     @classmethod
     async def create(
-        cls, recorder: SessionRecorder, team: TeamConfig, agent_name: str, **capacities: int
+        cls,
+        recorder: SessionRecorder,
+        team: TeamConfig,
+        agent_name: str,
+        *,
+        data_dir: str = "",
+        **capacities: int,
     ) -> AgentRuntime:
-        """Build the agent's toolsets and list their tools."""
+        """Build the agent's toolsets and list the tools of those that need no start (the
+        others, MCP servers, start at the beginning of the first turn, where their events go).
+
+        ``data_dir`` is where toolsets keep state across sessions (the memory toolset).
+        """
         agent = team.agent(agent_name)
-        toolsets = build_toolsets((ts.type, ts.options) for ts in agent.toolsets)
+        env = ToolsetEnv(
+            data_dir=data_dir,
+            source_id=team.source_id,
+            source_dir=os.path.dirname(team.path) if team.path else "",
+        )
+        toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
         tools: list[Tool] = []
         for toolset in toolsets:
-            tools.extend(await toolset.tools())
+            if toolset.started:
+                tools.extend(await toolset.tools())
         return cls(
             recorder=recorder,
             team=team,
@@ -408,6 +433,7 @@ class AgentRuntime:
         iterations = 0
         limit = session.max_iterations or agent.max_iterations
         try:
+            await self._start_toolsets()
             while True:
                 await self._drain_steer()
                 if limit and iterations >= limit:
@@ -602,29 +628,77 @@ class AgentRuntime:
                 result = await self._call_tool(tool, call)
         await self._commit_tool_result(call, result, definition)
 
+    async def _start_toolsets(self) -> None:
+        """Start the toolsets that need it (first turn, or their server died) and re-list the
+        tools, between ``mcp_init_started`` and ``mcp_init_finished`` as docker-agent does.
+
+        A toolset that fails to start is told as a ``warning`` and the turn goes on without its
+        tools; the next turn tries again.
+        """
+        pending = [toolset for toolset in self._toolsets if not toolset.started]
+        if not pending:
+            return
+        self.recorder.emit(events.mcp_init_started(self.agent_name))
+        try:
+            for toolset in pending:
+                try:
+                    await toolset.start()
+                except Exception as exc:
+                    log.warning(
+                        "toolset %s of session %s failed to start: %s",
+                        toolset.type,
+                        self.session_id,
+                        exc,
+                    )
+                    self.recorder.emit(
+                        events.warning(
+                            self.agent_name,
+                            f"Toolset {toolset.type!r} is not available this turn: {exc}",
+                        )
+                    )
+            tools: dict[str, Tool] = {}
+            for toolset in self._toolsets:
+                if toolset.started:
+                    tools.update((tool.definition.name, tool) for tool in await toolset.tools())
+            self._tools = tools
+        finally:
+            self.recorder.emit(events.mcp_init_finished(self.agent_name))
+
     async def _confirm(self, call: ToolCall, definition: ToolDefinition) -> tuple[str, str]:
         future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         self._confirmation = _Confirmation(call=call, future=future)
-        self.recorder.emit(events.tool_call_confirmation(self.agent_name, call, definition))
+        diff = await self._preview(call)
+        self.recorder.emit(events.tool_call_confirmation(self.agent_name, call, definition, diff))
         try:
             return await future
         finally:
             self._confirmation = None
 
-    async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
+    async def _preview(self, call: ToolCall) -> str:
+        """The change a call would make (a unified diff), for its confirmation; "" if none."""
+        tool = self._tools.get(call.function.name)
+        arguments = _arguments(call)
+        if tool is None or isinstance(arguments, ToolResult):
+            return ""
         try:
-            arguments = json.loads(call.function.arguments or "{}")
-        except json.JSONDecodeError as exc:
-            return ToolResult(f"The arguments are not valid JSON: {exc}", is_error=True)
-        if not isinstance(arguments, dict):
-            return ToolResult("The arguments must be a JSON object.", is_error=True)
-        ctx = ToolContext(
+            return await tool.preview(arguments, self._tool_context())
+        except Exception:
+            log.exception("preview of tool %s failed", call.function.name)
+            return ""
+
+    def _tool_context(self) -> ToolContext:
+        return ToolContext(
             session_id=self.session_id,
             working_dir=self.recorder.session.working_dir,
             elicit=self._elicit,
         )
+
+    async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
+        arguments = _arguments(call)
+        if isinstance(arguments, ToolResult):
+            return arguments
         try:
-            return await tool.call(arguments, ctx)
+            return await tool.call(arguments, self._tool_context())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -710,6 +784,17 @@ class AgentRuntime:
             log.exception("saving the title of session %s failed", self.session_id)
             return
         self.recorder.emit(events.session_title(self.session_id, self.agent_name, title))
+
+
+def _arguments(call: ToolCall) -> dict[str, Any] | ToolResult:
+    """The call's arguments as a JSON object, or the error result the model should read."""
+    try:
+        arguments = json.loads(call.function.arguments or "{}")
+    except json.JSONDecodeError as exc:
+        return ToolResult(f"The arguments are not valid JSON: {exc}", is_error=True)
+    if not isinstance(arguments, dict):
+        return ToolResult("The arguments must be a JSON object.", is_error=True)
+    return arguments
 
 
 def _cost(response: ModelResponse) -> float:

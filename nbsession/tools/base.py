@@ -87,6 +87,11 @@ class Tool(ABC):
     async def call(self, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         """Run the tool with the model's (already JSON-decoded) arguments."""
 
+    async def preview(self, arguments: Mapping[str, Any], ctx: ToolContext) -> str:
+        """What the call would change, shown with its confirmation (a unified diff for a file
+        edit); ``""`` when there is nothing more to show than the arguments."""
+        return ""
+
 
 class Toolset(ABC):
     """A group of tools configured together under one ``type`` (a ``toolsets`` entry).
@@ -101,8 +106,31 @@ class Toolset(ABC):
     async def tools(self) -> list[Tool]:
         """The tools this toolset currently offers."""
 
+    @property
+    def started(self) -> bool:
+        """False while the toolset needs ``start`` (never connected, or its server died)."""
+        return True
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Connect to what the tools need (an MCP server); the runtime calls it before a turn
+        while ``started`` is False. Raises when that fails; the next turn tries again."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release processes or connections the toolset holds (most hold none)."""
+
+
+@dataclass(frozen=True)
+class ToolsetEnv:
+    """Where the toolsets of one agent live: facts a factory may need besides its options.
+
+    ``data_dir`` is where a toolset may keep files across sessions (``""``: nowhere, so
+    persistent state lasts as long as the runtime); ``source_id`` and ``source_dir`` name the
+    agent file, so per-agent state and relative paths in options resolve as docker-agent's do.
+    """
+
+    data_dir: str = ""
+    source_id: str = "default"
+    source_dir: str = ""
 
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)

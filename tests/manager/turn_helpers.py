@@ -261,7 +261,7 @@ class AskingToolset(Toolset):
         "required": ["color"],
     }
 
-    def __init__(self, _options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, _options: Mapping[str, Any] | None = None, _env: Any = None) -> None:
         self._tool = FunctionTool(
             name="shell",
             description="Asks the user for a color.",
