@@ -67,7 +67,11 @@ class ManagerConfig:
 
     db_path: str = ":memory:"
     agents_dir: str | None = None
+    # A session's default working dir, and the root its working dir must lie in (SPEC 11):
+    # jupyter-server passes its root_dir; "" means the process's current directory.
     working_dir: str = ""
+    # Further directories a session's working dir may lie in, besides ``working_dir``.
+    allowed_roots: tuple[str, ...] = ()
     event_log_capacity: int = 1024
     steer_capacity: int = 8
     followup_capacity: int = 8
@@ -682,6 +686,7 @@ class SessionManager:
         return await self._create_imported(_validated(Session, data))
 
     async def _create_imported(self, session: Session) -> Session:
+        session = session.model_copy(update={"working_dir": self._working_dir(session.working_dir)})
         if not session.id or self._deleted(session.id) or await self.store.has_session(session.id):
             session = session.model_copy(update={"id": new_id()})
         await self.store.create_session(session)
@@ -1027,16 +1032,35 @@ class SessionManager:
         return os.path.dirname(os.path.abspath(self.config.db_path))
 
     def _working_dir(self, value: str) -> str:
-        """An existing directory, relative ones resolved against the host's working dir."""
+        """An existing directory inside an allowed root (SPEC 11), relative ones resolved
+        against the host's working dir (jupyter-server's ``root_dir``).
+
+        The roots are that directory and ``allowed_roots``. Containment is checked on the real
+        path, so a symbolic link inside a root cannot lead a session (and its filesystem
+        tools) out of it; the path is kept as given, links and all.
+        """
+        default = os.path.abspath(self.config.working_dir or os.getcwd())
         value = value.strip()
         if not value:
-            return self.config.working_dir or os.getcwd()
+            return default
         if ".." in value.replace("\\", "/").split("/"):
             raise InvalidRequest("working_dir may not contain '..'.", field="working_dir")
-        path = os.path.abspath(os.path.join(self.config.working_dir or os.getcwd(), value))
+        path = os.path.abspath(os.path.join(default, value))
         if not os.path.isdir(path):
             raise InvalidRequest(f"working_dir {value!r} is not a directory.", field="working_dir")
+        roots = [default, *(os.path.abspath(root) for root in self.config.allowed_roots)]
+        real = os.path.realpath(path)
+        if not any(_is_within(real, os.path.realpath(root)) for root in roots):
+            raise InvalidRequest(
+                f"working_dir {value!r} is outside the server's root directory and allowed "
+                f"roots ({', '.join(roots)}).",
+                field="working_dir",
+            )
         return path
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _validated(model: Any, data: Mapping[str, Any], prefix: str = "") -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
 from .routes import tornado_handlers
 
@@ -42,6 +42,13 @@ class NBSessionApp(ExtensionApp):
     db_path = Unicode(
         help="SQLite file of the session store (WAL mode); ':memory:' keeps sessions in this "
         "process only. Default: <jupyter data dir>/nbsession/sessions.db.",
+    ).tag(config=True)
+
+    allowed_roots = List(
+        Unicode(),
+        help="Directories a session's working_dir may lie in besides the server's root_dir "
+        "(ServerApp.root_dir, the default working dir). A working_dir elsewhere is refused "
+        "with 400, on create and on import.",
     ).tag(config=True)
 
     auth_token = Unicode(
@@ -136,6 +143,7 @@ class NBSessionApp(ExtensionApp):
                 db_path=self.db_path,
                 agents_dir=self.agents_dir or None,
                 working_dir=self.serverapp.root_dir,
+                allowed_roots=tuple(self.allowed_roots),
                 event_log_capacity=self.event_log_capacity,
                 steer_capacity=self.steer_capacity,
                 followup_capacity=self.followup_capacity,
