@@ -33,6 +33,11 @@ class InvalidModelRef(InvalidRequest):
     """A model reference that names neither a configured model nor a known provider."""
 
 
+class UnstorableValue(InvalidRequest):
+    """A value the store could not read back (a lone surrogate, a number out of range), or
+    one derived from input (a sum) that would be: refused before anything is written."""
+
+
 class InvalidConfirmation(InvalidRequest):
     """A tool-call confirmation answer that is not one of the documented values."""
 

@@ -29,9 +29,10 @@ from .errors import (
     SessionNotReady,
     SessionNotRunning,
     UnknownSession,
+    UnstorableValue,
 )
 from .eventlog import EventSubscription, LogClosed, LogEntry, RingEventLog
-from .notebook import is_notebook, notebook_to_session, session_to_notebook
+from .notebook import is_notebook, notebook_to_session, session_record, session_to_notebook
 from .runtime.loop import AgentRuntime, Run
 from .runtime.models import resolve_ref
 from .runtime.recorder import SessionRecorder
@@ -44,8 +45,10 @@ from .session import (
     Session,
     SessionSummary,
     SessionTemplate,
+    is_safe_id,
     new_id,
     rfc3339,
+    storable,
     user_message,
     utc_now,
 )
@@ -603,7 +606,8 @@ class SessionManager:
             )
         await self._require(session_id)
         self._check_idle(session_id, Conflict)
-        await self._append(session_id, Item(summary=summary, first_kept_entry=first_kept_entry))
+        item = _validated(Item, {"summary": summary, "first_kept_entry": first_kept_entry})
+        await self._append(session_id, item)
 
     async def fork_session(self, session_id: str, user_message_index: int) -> Session:
         """A new session holding the history before the ``user_message_index``-th user message."""
@@ -636,6 +640,17 @@ class SessionManager:
         )
         kept = parent.messages[: user_positions[user_message_index]]
         usages = [i.message.message for i in kept if i.message is not None]
+        # The fork's usage is that of the history it keeps, not the parent's total. Sums of
+        # valid numbers can leave the valid range (two costs of 1e308): checked like input.
+        usage = _validated(
+            _Usage,
+            {
+                "input_tokens": sum(m.usage.input_tokens for m in usages if m.usage),
+                "output_tokens": sum(m.usage.output_tokens for m in usages if m.usage),
+                "cost": sum(m.cost or 0.0 for m in usages),
+            },
+            prefix="fork",
+        )
         fork = parent.model_copy(
             deep=True,
             update={
@@ -645,10 +660,7 @@ class SessionManager:
                 "created_at": utc_now(),
                 "parent_id": parent.id,
                 "starred": False,
-                # The fork's usage is that of the history it keeps, not the parent's total.
-                "input_tokens": sum(m.usage.input_tokens for m in usages if m.usage),
-                "output_tokens": sum(m.usage.output_tokens for m in usages if m.usage),
-                "cost": sum(m.cost or 0.0 for m in usages),
+                **usage.model_dump(),
             },
         )
         await self.store.create_session(fork)
@@ -668,11 +680,14 @@ class SessionManager:
     async def import_session(self, data: Mapping[str, Any]) -> Session:
         """Recreate a session from a recovery export or an exported notebook.
 
-        Keeps the exported id unless that id is taken on this server; nothing is created when
-        the input is refused.
+        What a client could set on create is checked as create checks it (strict types, the
+        working dir's rules). The exported id is kept when it is a safe identifier not taken
+        on this server, else replaced by a fresh one. Nothing is created when the input is
+        refused.
         """
         if is_notebook(data):
             session = notebook_to_session(data)
+            _validated(SessionTemplate, session_record(data), "metadata.nbsession.session")
             return await self._create_imported(session)
         if not isinstance(data, Mapping):
             raise InvalidRequest("The import must be a JSON object.")
@@ -683,12 +698,18 @@ class SessionManager:
                 f"expected {RECOVERY_VERSION}).",
                 field="recovery_version",
             )
+        _validated(SessionTemplate, data)
         return await self._create_imported(_validated(Session, data))
 
     async def _create_imported(self, session: Session) -> Session:
-        session = session.model_copy(update={"working_dir": self._working_dir(session.working_dir)})
-        if not session.id or self._deleted(session.id) or await self.store.has_session(session.id):
-            session = session.model_copy(update={"id": new_id()})
+        update = {"working_dir": self._working_dir(session.working_dir)}
+        if (
+            not is_safe_id(session.id)
+            or self._deleted(session.id)
+            or await self.store.has_session(session.id)
+        ):
+            update["id"] = new_id()
+        session = session.model_copy(update=update)
         await self.store.create_session(session)
         self._ready.set()
         return session
@@ -1106,7 +1127,10 @@ def _user_messages(raw: Any, field: str) -> list[Message]:
             )
         if not content and not multi:
             raise InvalidRequest(f"{where} is empty.", field=f"{where}.content")
-        messages.append(user_message(content, multi_content=multi or None))
+        try:  # checked now: a queued message is stored only later, by a turn
+            messages.append(storable(user_message(content, multi_content=multi or None)))
+        except UnstorableValue as exc:
+            raise UnstorableValue(f"{where}: {exc.message}", field=where) from None
     return messages
 
 

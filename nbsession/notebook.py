@@ -103,6 +103,11 @@ def notebook_to_session(data: object) -> Session:
         ) from None
 
 
+def session_record(notebook: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The raw session record of a notebook that ``notebook_to_session`` accepted."""
+    return notebook["metadata"]["nbsession"]["session"]
+
+
 def _validate_nbformat(data: Mapping[str, Any]) -> None:
     """Check ``data`` against the nbformat schema without touching the caller's object.
 

@@ -7,17 +7,28 @@ edge (HTTP, SQLite, recovery files) and must be validated with errors that name 
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import UnstorableValue
 
 Role = Literal["system", "user", "assistant", "tool"]
 
 # Counts are stored as SQLite INTEGERs (signed 64-bit) and read by Go clients as int64.
 Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Money = Annotated[float, Field(ge=0)]
+
+# A session id names a URL path segment, a file name and a header parameter: letters, digits,
+# ``_``, ``-`` and ``.`` (never ``..``), starting with a letter or digit. The words the API
+# uses beside ids under ``/api/sessions/`` are not ids.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+RESERVED_IDS = frozenset({"import", "batch"})
 
 
 def utc_now() -> datetime:
@@ -32,6 +43,12 @@ def rfc3339(moment: datetime) -> str:
 def new_id() -> str:
     """A random id for sessions and messages (docker-agent uses UUIDv4 strings too)."""
     return str(uuid.uuid4())
+
+
+def is_safe_id(value: str) -> bool:
+    """Whether ``value`` may name a session: no quote, separator, ``..`` or control character
+    can then reach a path, a ``Content-Disposition`` header or a URL built from it."""
+    return bool(_SAFE_ID.fullmatch(value)) and ".." not in value and value not in RESERVED_IDS
 
 
 class _Model(BaseModel):
@@ -90,7 +107,7 @@ class ChatMessage(_Model):
     created_at: str | None = None
     usage: Usage | None = None
     model: str | None = None
-    cost: float | None = None
+    cost: Money | None = None
 
 
 class Message(_Model):
@@ -119,7 +136,7 @@ class Item(_Model):
     sub_session: Session | None = None
     summary: str | None = None
     first_kept_entry: Count | None = None
-    cost: float | None = None
+    cost: Money | None = None
     error: str | None = None
 
     @property
@@ -238,6 +255,53 @@ class SessionTemplate(_Model):
             field = cls.model_fields[info.field_name]
             return field.get_default(call_default_factory=True)
         return value
+
+
+ModelT = TypeVar("ModelT", bound=_Model)
+
+
+def storable(model: ModelT) -> ModelT:
+    """``model`` as a store will read it back, or ``UnstorableValue`` naming what is wrong.
+
+    The one encoding rule every store applies before it writes. Values can reach a model
+    without validation (``model_copy(update=...)``, attribute assignment, sums of valid
+    numbers), so the check is made on what would be read back: UTF-8 JSON (a lone surrogate
+    has no UTF-8 form), finite numbers, and a document that validates into the model again.
+    """
+    try:
+        data = model.to_json()
+    except ValueError as exc:  # pydantic's serialisation errors (too deep, for one)
+        raise UnstorableValue(f"The value cannot be stored: {exc}.") from None
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        raise UnstorableValue(
+            "Text must be valid Unicode: a lone surrogate such as \\ud800 cannot be stored."
+        ) from None
+    except RecursionError:
+        raise UnstorableValue("The value is nested too deeply to be stored.") from None
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        raise UnstorableValue("Numbers must be finite to be stored.") from None
+    try:
+        return type(model).model_validate_json(text)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+
+
+def storable_fields(fields: Mapping[str, Any]) -> Session:
+    """A session holding ``fields`` (the rest defaulted), checked by ``storable``: how a store
+    validates a partial update of a session's own fields."""
+    try:
+        session = Session.model_validate(dict(fields))
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    return storable(session)
+
+
+def _refusal(exc: ValidationError) -> UnstorableValue:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    return UnstorableValue(f"{field or 'value'}: {first['msg']}.", field=field)
 
 
 def user_message(content: str, agent_name: str = "", **extra: Any) -> Message:

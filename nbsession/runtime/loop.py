@@ -54,7 +54,7 @@ from ..tools.base import (
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
-from .permissions import decide
+from .permissions import decide, exact_pattern
 from .recorder import SessionRecorder
 from .title import fallback_title, generate_title
 
@@ -312,12 +312,19 @@ class AgentRuntime:
         pending = self._confirmation
         if pending is None or pending.answered or pending.future.done():
             raise NothingPending("No tool call is waiting for a confirmation.")
+        pending_tool = pending.call.function.name
+        if confirmation == "approve-tool" and tool_name and tool_name != pending_tool:
+            # One click allows what the prompt showed, never a pattern or another tool.
+            raise InvalidRequest(
+                f"tool_name {tool_name!r} is not the pending call's tool {pending_tool!r}.",
+                field="tool_name",
+            )
         pending.answered = True
         try:
             if confirmation == "approve-session":
                 await self.recorder.update(tools_approved=True)
             elif confirmation == "approve-tool":
-                await self._allow_tool(tool_name or pending.call.function.name)
+                await self._allow_tool(pending_tool)
         except BaseException:
             pending.answered = False
             raise
@@ -747,10 +754,12 @@ class AgentRuntime:
             await self._append_user(self._steer.popleft())
 
     async def _allow_tool(self, name: str) -> None:
+        """Allow this tool from now on, and no other (a name may hold glob characters)."""
+        pattern = exact_pattern(name)
         current = self.recorder.session.permissions or Permissions()
-        if name in current.allow:
+        if pattern in current.allow:
             return
-        updated = current.model_copy(update={"allow": [*current.allow, name]})
+        updated = current.model_copy(update={"allow": [*current.allow, pattern]})
         await self.recorder.update(permissions=updated)
 
     def _model(self, config: ModelConfig) -> Model:

@@ -5,12 +5,20 @@ Kept as one pure function so the whole precedence order can be read, and tested,
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Literal
 
 from ..session import Permissions
 
 Decision = Literal["allow", "deny", "ask"]
+
+_GLOB_SPECIAL = re.compile(r"([*?[])")
+
+
+def exact_pattern(tool_name: str) -> str:
+    """The glob matching ``tool_name`` alone: its ``*``, ``?`` and ``[`` stand for themselves."""
+    return _GLOB_SPECIAL.sub(r"[\1]", tool_name)
 
 
 def decide(

@@ -48,6 +48,14 @@ _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _AUTH_SCHEMES = frozenset({"bearer", "token"})
 
+MAX_JSON_DEPTH = 64
+"""Request JSON nests at most this deep: far below what any parser in the chain (Python's
+recursion limit, pydantic's JSON reader when the store reads an item back) refuses."""
+INT64_MAX = 2**63 - 1
+_INT64_DIGITS = len(str(INT64_MAX))
+# A \u escape of a UTF-16 surrogate: the only way a lone one gets into decoded UTF-8 text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 def parse_duration(text: str, name: str) -> float:
     """Seconds from ``30s``, ``5m``, ``500ms``, ``1m30s`` or bare seconds, capped at 5 minutes.
@@ -85,6 +93,77 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _int64(text: str) -> int:
+    """Integers are 64-bit signed, as Go clients and SQLite read them; a long digit string is
+    refused before conversion, which Python makes quadratic (and refuses past 4300 digits)."""
+    value = int(text) if len(text.lstrip("-")) <= _INT64_DIGITS else None
+    if value is None or not -INT64_MAX - 1 <= value <= INT64_MAX:
+        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+        raise InvalidRequest(
+            f"The body has an integer outside the 64-bit range: {shown}.", field="body"
+        )
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body, refusing what no session may hold (SPEC 2: a 400, never a 500).
+
+    The one gate every JSON body passes: text that is not UTF-8, lone surrogates (``\\ud800``
+    has no UTF-8 form, so no store or client could read it back), ``NaN`` and numbers out of
+    range, and nesting deeper than ``MAX_JSON_DEPTH``. The walk that finds the last two runs
+    only when a cheap scan of the text says it could find something.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The body is not UTF-8 text.", field="body") from None
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+        )
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:
+        raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(text):
+        _check_tree(value)
+    return value
+
+
+def _check_tree(value: Any) -> None:
+    """Depth and Unicode of a decoded document, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            _check_text(node)
+        elif isinstance(node, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(node, dict):
+                for key in node:
+                    _check_text(key)
+                node = node.values()
+            stack.extend((child, depth + 1) for child in node)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                "The body is not valid Unicode: it has a lone surrogate (such as \\ud800).",
+                field="body",
+            ) from None
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"The body is nested more than {MAX_JSON_DEPTH} levels deep.", field="body"
+    )
+
+
 def dump_json(payload: Any) -> str:
     """Reply JSON. A non-finite float would make invalid JSON for every client: it raises
     ``ValueError`` instead, which ends as a logged 500 (request bodies never carry one)."""
@@ -100,8 +179,15 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 
 
 def _declared_length(value: str) -> int | None:
-    """A ``Content-Length`` of ASCII digits, else None (tornado refuses the malformed ones)."""
-    return int(value) if value.isascii() and value.isdigit() else None
+    """A ``Content-Length`` of ASCII digits, else None (tornado refuses the malformed ones).
+
+    One too long to be a 64-bit length is malformed too, refused before Python converts it.
+    """
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if len(value) > _INT64_DIGITS or int(value) > INT64_MAX:
+        raise InvalidRequest("Content-Length is not a valid length.", field="Content-Length")
+    return int(value)
 
 
 @stream_request_body
@@ -221,12 +307,7 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
             if required:
                 raise InvalidRequest("A JSON body is required.", field="body")
             return None
-        try:
-            return json.loads(
-                self.request.body, parse_constant=_reject_constant, parse_float=_finite_float
-            )
-        except ValueError as exc:
-            raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
+        return parse_json(self.request.body)
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object, for bodies passed through to the manager as they are."""
@@ -286,8 +367,11 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         if value is None:
             return None
         value = value.strip()
-        if not (value.isascii() and value.isdigit()):  # "²" is a digit to str.isdigit
-            raise InvalidRequest(f"{source} must be a non-negative integer.", field=source)
+        # "²" is a digit to str.isdigit; a 5000-digit number is refused before conversion.
+        if not (value.isascii() and value.isdigit()) or (
+            len(value) > _INT64_DIGITS or int(value) > INT64_MAX
+        ):
+            raise InvalidRequest(f"{source} must be a non-negative 64-bit integer.", field=source)
         return int(value)
 
     # -- replies --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
 
 from ..errors import NotFound
+from ..session import is_safe_id
 from .base import NBSessionHandler, dump_json
 from .errors import status_reply
 from .schemas import (
@@ -165,7 +166,10 @@ class NotebookHandler(NBSessionHandler):
     async def get(self, session_id: str) -> None:
         manager = await self.manager()
         notebook = await manager.export_session_notebook(session_id)
-        self.set_header("Content-Disposition", f'attachment; filename="{session_id}.ipynb"')
+        # Only a safe id goes into the header: no quote, separator or ";" can add a parameter
+        # or a path to it (ids stored before import checked them may not be).
+        name = session_id if is_safe_id(session_id) else "session"
+        self.set_header("Content-Disposition", f'attachment; filename="{name}.ipynb"')
         self.finish(dump_json(notebook), set_content_type="application/x-ipynb+json")
 
 

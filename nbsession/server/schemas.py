@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..session import Message, Permissions, Role
+from ..session import Count, Message, Money, Permissions, Role
 
 
 class Body(BaseModel):
@@ -72,9 +72,9 @@ class PermissionsRequest(Body):
 
 
 class TokensRequest(Body):
-    input_tokens: int
-    output_tokens: int
-    cost: float | None = Field(None, description="Omitted: the session's cost is unchanged.")
+    input_tokens: Count
+    output_tokens: Count
+    cost: Money | None = Field(None, description="Omitted: the session's cost is unchanged.")
 
 
 class StarredRequest(Body):
@@ -89,11 +89,11 @@ class MessageRequest(Body):
 
 class SummaryRequest(Body):
     summary: str
-    first_kept_entry: int | None = None
+    first_kept_entry: Count | None = None
 
 
 class ForkRequest(Body):
-    user_message_index: int = Field(
+    user_message_index: Count = Field(
         validation_alias=AliasChoices("user_message_index", "message_index"),
         description="Index among the user messages; history before it is copied.",
     )

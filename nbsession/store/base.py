@@ -15,7 +15,12 @@ from ..session import Item, Session, SessionSummary
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable sessions. Every write is committed when its coroutine returns."""
+    """Durable sessions. Every write is committed when its coroutine returns.
+
+    Every write first passes ``session.storable``: a value that would not read back (a lone
+    surrogate, a number out of range, one set on a model without validation) raises
+    ``UnstorableValue`` and nothing is written, so no session becomes unreadable.
+    """
 
     async def open(self) -> None:
         """Prepare the backend (create or migrate the schema). Called once before use."""
@@ -47,7 +52,8 @@ class Store(Protocol):
         """Set some of the session's own fields (``session.META_FIELDS``), leaving the rest.
 
         Field-level so that two writers changing different fields never undo each other.
-        ``UnknownSession`` if absent; ``ValueError`` for a name outside ``META_FIELDS``.
+        ``UnknownSession`` if absent; ``ValueError`` for a name outside ``META_FIELDS``;
+        ``UnstorableValue`` for a value the field cannot hold.
         """
 
     async def claim_title(self, session_id: str, title: str) -> str:

@@ -2,7 +2,8 @@
 
 It follows the same contract as the SQLite store (errors, ordering, field-level updates) so
 the layers above can be tested against either. Everything stored or returned is a deep copy:
-a caller mutating a session it got must not change what the store holds.
+a caller mutating a session it got must not change what the store holds. Writes pass the
+same encoding rule as SQLite's (``session.storable``), so both refuse the same values.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Conflict, NotFound, UnknownSession
-from ..session import META_FIELDS, Item, Session, SessionSummary
+from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
 
 
 class MemoryStore:
@@ -32,7 +33,7 @@ class MemoryStore:
     async def create_session(self, session: Session) -> None:
         if session.id in self._sessions:
             raise Conflict(f"A session with id {session.id!r} already exists.")
-        self._sessions[session.id] = session.model_copy(deep=True)
+        self._sessions[session.id] = storable(session)
 
     async def get_session(self, session_id: str) -> Session:
         return self._get(session_id).model_copy(deep=True)
@@ -55,27 +56,27 @@ class MemoryStore:
         if unknown:
             raise ValueError(f"Not session fields: {', '.join(sorted(unknown))}.")
         stored = self._get(session_id)
-        # Validate through the model so a bad value fails here, not on the next read.
-        validated = Session.model_validate(dict(fields)).model_copy(deep=True)
+        validated = storable_fields(fields)  # a copy, checked as SQLite checks it
         changes = {name: getattr(validated, name) for name in fields}
         self._sessions[session_id] = stored.model_copy(update=changes)
 
     async def claim_title(self, session_id: str, title: str) -> str:
         stored = self._get(session_id)
+        title = storable_fields({"title": title}).title
         if not stored.title:
             self._sessions[session_id] = stored.model_copy(update={"title": title})
         return self._sessions[session_id].title
 
     async def append_item(self, session_id: str, item: Item) -> int:
         items = self._get(session_id).messages
-        items.append(item.model_copy(deep=True))
+        items.append(storable(item))
         return len(items) - 1
 
     async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
         items = self._get(session_id).messages
         for position, existing in enumerate(items):
             if existing.message is not None and existing.message.id == message_id:
-                items[position] = item.model_copy(deep=True)
+                items[position] = storable(item)
                 return
         raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
 

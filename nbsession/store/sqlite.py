@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 
 from ..errors import Conflict, NotFound, StoreError, UnknownSession
-from ..session import META_FIELDS, Item, Session, SessionSummary
+from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
 
 log = logging.getLogger("nbsession.store")
 
@@ -129,15 +129,16 @@ class SQLiteStore:
             return False
 
     async def create_session(self, session: Session) -> None:
-        row = _columns(session, META_FIELDS)
-        names = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        items = [
-            (session.id, position, *_item_row(item))
-            for position, item in enumerate(session.messages)
-        ]
-
         def create(conn: sqlite3.Connection) -> None:
+            # Checked and encoded here, off the event loop: a session may be long (a fork).
+            checked = storable(session)
+            row = _columns(checked, META_FIELDS)
+            names = ", ".join(row)
+            marks = ", ".join("?" * len(row))
+            items = [
+                (session.id, position, *_item_row(item))
+                for position, item in enumerate(checked.messages)
+            ]
             with _transaction(conn, "IMMEDIATE"):
                 inserted = conn.execute(
                     f"INSERT INTO sessions (id, {names}) VALUES (?, {marks})"
@@ -213,8 +214,8 @@ class SQLiteStore:
             if not await self.has_session(session_id):
                 raise UnknownSession(session_id)
             return
-        # Validate through the model so a bad value fails here, not on the next read.
-        row = _columns(Session.model_validate(dict(fields)), fields)
+        # Checked through the model so a bad value fails here, not on the next read.
+        row = _columns(storable_fields(fields), fields)
         assignments = ", ".join(f"{name} = ?" for name in row)
 
         def update(conn: sqlite3.Connection) -> None:
@@ -228,6 +229,8 @@ class SQLiteStore:
         await self._run(update)
 
     async def claim_title(self, session_id: str, title: str) -> str:
+        title = storable_fields({"title": title}).title
+
         def claim(conn: sqlite3.Connection) -> str:
             with _transaction(conn, "IMMEDIATE"):
                 conn.execute(
@@ -244,7 +247,7 @@ class SQLiteStore:
         return await self._run(claim)
 
     async def append_item(self, session_id: str, item: Item) -> int:
-        values = _item_row(item)
+        values = _item_row(storable(item))
 
         def append(conn: sqlite3.Connection) -> int:
             # IMMEDIATE takes the write lock first, so another process cannot take the same
@@ -264,7 +267,7 @@ class SQLiteStore:
         return await self._run(append)
 
     async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
-        values = _item_row(item)
+        values = _item_row(storable(item))
 
         def update(conn: sqlite3.Connection) -> None:
             with _transaction(conn, "IMMEDIATE"):

@@ -203,6 +203,17 @@ def test_a_body_at_exactly_the_limit_is_read(connect: Any) -> None:
     assert conn.response().status == 413
 
 
+@pytest.mark.parametrize("length", ["9" * 5000, str(2**63)])
+def test_a_content_length_no_length_can_have_gets_400(connect: Any, length: str) -> None:
+    for request in (head("POST", "/api/sessions", bearer()), head("GET", "/health")):
+        conn = connect()
+        conn.send(request.replace(b"\r\n\r\n", f"\r\nContent-Length: {length}\r\n\r\n".encode()))
+        reply = conn.response()
+        assert (reply.status, reply.json()["code"]) == (400, "invalid_request")
+        assert "Content-Length" in reply.json()["message"]
+        assert conn.closed_by_server()
+
+
 def test_the_log_holds_no_errors(server: Server) -> None:
     log = server.log.read_text()
     assert "Traceback" not in log

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nbsession.errors import Conflict, NotFound, StoreError, UnknownSession
+from nbsession.errors import Conflict, NotFound, StoreError, UnknownSession, UnstorableValue
 from nbsession.session import (
     META_FIELDS,
     ChatMessage,
@@ -207,8 +207,61 @@ async def test_update_session_rejects_unknown_fields_and_bad_values(
         for fields in ({"messages": []}, {"id": "other"}, {"bogus": 1}, {"title": "x", "nope": 2}):
             with pytest.raises(ValueError, match="Not session fields"):
                 await store.update_session(session.id, fields)
-        with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
+        with pytest.raises(UnstorableValue, match="max_iterations"):
             await store.update_session(session.id, {"max_iterations": "many"})
+        assert await store.get_session(session.id) == session
+
+
+LONE = "\ud800"
+
+
+async def test_the_store_writes_only_what_reads_back(make_store: Callable[[], Store]) -> None:
+    """One encoding rule for every write: values set without validation are caught too."""
+    session = Session(title="kept", messages=[Item(message=user_message("hi"))])
+    message_id = session.messages[0].message.id  # type: ignore[union-attr]
+    unreadable_sessions = [
+        Session(title=LONE),
+        session.model_copy(update={"id": "a", "cost": -1.0}),
+        session.model_copy(update={"id": "b", "cost": float("inf")}),
+        session.model_copy(update={"id": "c", "input_tokens": 2**63}),
+        Session(id="d", messages=[Item(message=user_message(LONE))]),
+        Session(id="e", messages=[Item(summary="s", first_kept_entry=0)]).model_copy(
+            update={"permissions": Permissions(allow=[LONE])}
+        ),
+    ]
+    bad_cost = ChatMessage(role="assistant", content="x")
+    bad_cost.cost = -1.0  # assignment skips validation
+    deep: dict[str, object] = {}
+    for _ in range(300):
+        deep = {"d": deep}
+    unreadable_items = [
+        Item(message=user_message(LONE)),
+        Item(message=Message(message=bad_cost)),
+        Item(message=user_message("deep", multi_content=[deep])),
+        Item(summary=LONE),
+    ]
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        for bad in unreadable_sessions:
+            with pytest.raises(UnstorableValue):
+                await store.create_session(bad)
+        for item in unreadable_items:
+            with pytest.raises(UnstorableValue):
+                await store.append_item(session.id, item)
+            with pytest.raises(UnstorableValue):
+                await store.update_message(
+                    session.id,
+                    message_id,
+                    item.model_copy(update={"message": None})
+                    if item.message is None
+                    else Item(message=item.message.model_copy(update={"id": message_id})),
+                )
+        for fields in ({"title": LONE}, {"cost": float("nan")}, {"input_tokens": -1}):
+            with pytest.raises(UnstorableValue):
+                await store.update_session(session.id, fields)
+        with pytest.raises(UnstorableValue):
+            await store.claim_title(session.id, LONE)
+        assert [s.id for s in await store.list_summaries()] == [session.id]
         assert await store.get_session(session.id) == session
 
 
