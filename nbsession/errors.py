@@ -144,3 +144,9 @@ class StoreError(NBSessionError):
     """The session store failed (disk full, corrupt file); nothing was written."""
 
     code = "internal"
+
+
+class FrontendNotBuilt(NBSessionError):
+    """The pane's bundled front end is missing: the package was installed without its build."""
+
+    code = "internal"

@@ -1,0 +1,278 @@
+/**
+ * The reducer on event streams recorded from a real server (see record_fixtures.py): each
+ * fixture is what `/events` delivered for one turn of the offline demo agent.
+ */
+import { readFileSync } from 'fs';
+import { join } from 'path';
+
+import { elapsedMs, initialState, reduce, reduceAll } from '../src/pane/reducer';
+import type { Envelope, PaneState, Snapshot, TextEntry, ToolEntry } from '../src/pane/types';
+
+function fixture(name: string): Envelope[] {
+  return JSON.parse(readFileSync(join(__dirname, 'fixtures', `${name}.json`), 'utf8'));
+}
+
+function snapshot(name: string): Snapshot {
+  return JSON.parse(readFileSync(join(__dirname, 'fixtures', `snapshot-${name}.json`), 'utf8'));
+}
+
+/** Freeze a state deeply, so any mutation by the reducer throws in strict mode. */
+function frozen<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) {
+      frozen(inner);
+    }
+  }
+  return value;
+}
+
+/** Replay envelopes one at a time, freezing every intermediate state. */
+function replay(envelopes: Envelope[], state: PaneState = initialState()): PaneState {
+  return envelopes.reduce((s, { seq, event }) => reduce(frozen(s), event, seq), state);
+}
+
+function until(envelopes: Envelope[], type: string): Envelope[] {
+  const index = envelopes.findIndex(e => e.event.type === type);
+  if (index < 0) {
+    throw new Error(`no ${type} in the fixture`);
+  }
+  return envelopes.slice(0, index + 1);
+}
+
+function deltas(envelopes: Envelope[], type = 'agent_choice'): string {
+  return envelopes
+    .filter(e => e.event.type === type)
+    .map(e => e.event.content as string)
+    .join('');
+}
+
+function texts(state: PaneState, kind: TextEntry['kind'] = 'text'): string[] {
+  return state.entries.filter((e): e is TextEntry => e.kind === kind).map(e => e.text);
+}
+
+function tools(state: PaneState): ToolEntry[] {
+  return state.entries.filter((e): e is ToolEntry => e.kind === 'tool');
+}
+
+describe('a turn that asks for approval and is approved', () => {
+  const events = fixture('approve');
+
+  it('waits with the tool call pending once the confirmation arrives', () => {
+    const state = replay(until(events, 'tool_call_confirmation'));
+    expect(state.status).toBe('waiting_approval');
+    expect(state.approval).toEqual({
+      kind: 'tool',
+      callId: 'call_1',
+      toolName: 'shell',
+      arguments: '{"cmd": "ls -la"}',
+      maxIterations: null
+    });
+    expect(tools(state)).toHaveLength(1);
+    expect(tools(state)[0]).toMatchObject({ name: 'shell', state: 'pending', result: null });
+    expect(state.startedAt).toBe(Date.parse(events[1].event.timestamp as string));
+  });
+
+  it('closes the prompt on the authorization event, whoever answered', () => {
+    const state = replay(until(events, 'authorization_event'));
+    expect(state.approval).toBeNull();
+    expect(state.status).toBe('running');
+    expect(tools(state)[0]).toMatchObject({ decision: 'approve', state: 'running' });
+  });
+
+  it('ends with the answer, the tool result and the usage', () => {
+    const state = replay(events);
+    expect(state.entries.map(e => e.kind)).toEqual(['user', 'reasoning', 'text', 'tool', 'text']);
+    expect(state.entries[0]).toMatchObject({ kind: 'user', text: 'list the files' });
+    const [beforeTool, afterTool] = texts(state);
+    const toolAt = events.findIndex(e => e.event.type === 'tool_call');
+    expect(beforeTool).toBe(deltas(events.slice(0, toolAt)));
+    expect(afterTool).toBe(deltas(events.slice(toolAt)));
+    expect(texts(state, 'reasoning')).toEqual([deltas(events, 'agent_choice_reasoning')]);
+    const card = tools(state)[0];
+    expect(card).toMatchObject({ state: 'done', isError: false, decision: 'approve' });
+    expect(card.result).toContain('notes.txt');
+    expect(state.status).toBe('done');
+    expect(state.title).toBe('List the files');
+    expect(state.model).toBe('demo/offline');
+    expect(state.usage).toMatchObject({ inputTokens: 100, outputTokens: 86 });
+    expect(state.exited).toBe('session deleted');
+    expect(state.connection).toBe('closed');
+    expect(state.lastSeq).toBe(events[events.length - 1].seq);
+    expect(elapsedMs(state, Date.now())).toBe(state.endedAt! - state.startedAt!);
+  });
+
+  it('ignores a replay of events it has already applied', () => {
+    const once = replay(events);
+    const twice = replay(events, once);
+    expect(twice).toBe(once);
+    const overlapping = replay(events.slice(10), replay(events.slice(0, 30)));
+    expect(overlapping.entries).toEqual(once.entries);
+  });
+});
+
+describe('other recorded turns', () => {
+  it('a rejected call keeps its decision and the model goes on', () => {
+    const state = replay(fixture('reject'));
+    const card = tools(state)[0];
+    expect(card.decision).toBe('reject');
+    expect(card.result).not.toBeNull();
+    expect(state.status).toBe('done');
+    expect(texts(state).length).toBe(2);
+  });
+
+  it('a read-only tool runs without asking', () => {
+    const events = fixture('think');
+    const states = events.map((_, i) => replay(events.slice(0, i + 1)));
+    expect(states.every(s => s.approval === null)).toBe(true);
+    const state = states[states.length - 1];
+    expect(tools(state)[0]).toMatchObject({ name: 'think', state: 'done' });
+    expect(texts(state).join('')).toContain('391');
+  });
+
+  it('a cancel while waiting ends the turn as cancelled with the call marked failed', () => {
+    const state = replay(fixture('cancel'));
+    expect(state.status).toBe('cancelled');
+    expect(state.stopReason).toBe('canceled');
+    expect(state.approval).toBeNull();
+    // The recorded result says `is_error`; docker-agent's clients read `isError`.
+    expect(tools(state)[0]).toMatchObject({ state: 'failed', isError: true });
+  });
+
+  it('reads isError as docker-agent spells it', () => {
+    const [call] = fixture('approve').filter(e => e.event.type === 'tool_call');
+    const state = replay([
+      call,
+      {
+        seq: 999,
+        event: {
+          type: 'tool_call_response',
+          tool_call: call.event.tool_call,
+          response: 'boom',
+          result: { output: 'boom', isError: true }
+        }
+      }
+    ]);
+    expect(tools(state)[0]).toMatchObject({ result: 'boom', isError: true, state: 'failed' });
+  });
+});
+
+describe('reconnecting', () => {
+  const events = fixture('approve');
+  const waiting = snapshot('waiting');
+
+  it('rebuilds from a snapshot, and the replay restores the pending approval only', () => {
+    let state = reduce(initialState(), { type: 'pane.snapshot', snapshot: waiting });
+    expect(state.entries.map(e => e.kind)).toEqual(['user', 'reasoning', 'text', 'tool']);
+    expect(state.status).toBe('running');
+    expect(state.approval).toBeNull(); // a snapshot does not say what is pending
+    // The pane then follows /events from 0: a replay up to the snapshot adds no text twice.
+    state = replay(until(events, 'tool_call_confirmation'), state);
+    expect(state.entries.map(e => e.kind)).toEqual(['user', 'reasoning', 'text', 'tool']);
+    expect(state.approval?.toolName).toBe('shell');
+    expect(state.status).toBe('waiting_approval');
+    // Live events after the snapshot apply in full.
+    const rest = replay(events, state);
+    expect(rest.entries).toEqual(
+      replay(events).entries.map((e, i) => ({ ...e, key: rest.entries[i].key }))
+    );
+    expect(rest.status).toBe('done');
+  });
+
+  it('a gap while live waits for a snapshot and drops events until it comes', () => {
+    const live = replay(events.slice(0, 25));
+    const gapped = reduce(live, { type: 'gap' });
+    expect(gapped.needsSnapshot).toBe(true);
+    expect(gapped.connection).toBe('resyncing');
+    expect(replay(events.slice(40), gapped)).toBe(gapped);
+    const rebased = reduce(gapped, { type: 'pane.snapshot', snapshot: waiting });
+    expect(rebased.needsSnapshot).toBe(false);
+    expect(rebased.generation).toBe(gapped.generation + 1);
+  });
+
+  it('a gap right after a snapshot needs no second one', () => {
+    const state = reduce(initialState(), { type: 'pane.snapshot', snapshot: waiting });
+    expect(reduce(state, { type: 'gap' })).toBe(state);
+  });
+
+  it('connection changes are state too', () => {
+    const state = reduce(initialState(), { type: 'pane.connection', status: 'reconnecting' });
+    expect(state.connection).toBe('reconnecting');
+  });
+});
+
+describe('events the offline agent does not send', () => {
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string' }, age: { type: 'integer' } },
+    required: ['name']
+  };
+
+  it('an elicitation request is pending until answered', () => {
+    const asked = reduceAll(initialState(), [
+      { seq: 1, event: { type: 'stream_started' } },
+      {
+        seq: 2,
+        event: {
+          type: 'elicitation_request',
+          message: 'Who are you?',
+          mode: 'form',
+          schema,
+          elicitation_id: 'el_1'
+        }
+      }
+    ]);
+    expect(asked.status).toBe('waiting_input');
+    expect(asked.elicitation).toEqual({ id: 'el_1', message: 'Who are you?', mode: 'form', schema });
+    const done = reduce(asked, { type: 'authorization_event', confirmation: 'accept' }, 3);
+    expect(done.elicitation).toBeNull();
+    expect(done.status).toBe('running');
+  });
+
+  it('reaching max_iterations asks whether to go on', () => {
+    const state = reduce(initialState(), { type: 'max_iterations_reached', max_iterations: 5 }, 1);
+    expect(state.approval).toMatchObject({ kind: 'max_iterations', maxIterations: 5 });
+    expect(state.status).toBe('waiting_approval');
+  });
+
+  it('streamed tool output appends to the card', () => {
+    const call = { id: 'c1', type: 'function', function: { name: 'shell', arguments: '{}' } };
+    const state = reduceAll(initialState(), [
+      { seq: 1, event: { type: 'tool_call', tool_call: call } },
+      { seq: 2, event: { type: 'tool_call_output', tool_call_id: 'c1', output: 'line 1\n' } },
+      { seq: 3, event: { type: 'tool_call_output', tool_call: call, output: 'line 2\n' } }
+    ]);
+    expect(tools(state)[0]).toMatchObject({ output: 'line 1\nline 2\n', state: 'running' });
+  });
+
+  it('warnings and errors become entries; an error stop is an error status', () => {
+    const state = reduceAll(initialState(), [
+      { seq: 1, event: { type: 'stream_started' } },
+      { seq: 2, event: { type: 'warning', message: 'careful' } },
+      { seq: 3, event: { type: 'error', error: 'model unreachable' } },
+      { seq: 4, event: { type: 'stream_stopped', reason: 'error' } }
+    ]);
+    expect(state.entries).toMatchObject([
+      { kind: 'warning', text: 'careful' },
+      { kind: 'error', text: 'model unreachable' }
+    ]);
+    expect(state.status).toBe('error');
+  });
+
+  it('unknown event types change nothing', () => {
+    const state = initialState();
+    expect(reduce(state, { type: 'mcp_init_started' }, null)).toBe(state);
+    expect(reduce(state, { type: 'something_new', x: 1 }, null)).toBe(state);
+  });
+
+  it('10,000 deltas make one entry holding the whole text', () => {
+    let state = reduce(initialState(), { type: 'stream_started' }, 1);
+    for (let i = 0; i < 10000; i++) {
+      state = reduce(state, { type: 'agent_choice', content: `${i} ` }, i + 2);
+    }
+    expect(state.entries).toHaveLength(1);
+    expect((state.entries[0] as TextEntry).text).toBe(
+      Array.from({ length: 10000 }, (_, i) => `${i} `).join('')
+    );
+  });
+});
