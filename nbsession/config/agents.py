@@ -21,10 +21,11 @@ import yaml
 
 from ..errors import AgentConfigError, AgentSourceUnavailable, InvalidModelRef, UnknownAgent
 from ..session import Permissions
+from ..tools import check_toolset
 
 log = logging.getLogger("nbsession.config")
 
-SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"filesystem", "shell", "think", "todo"})
+SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"filesystem", "mcp", "shell", "think", "todo"})
 
 _TOP_KEYS = frozenset({"version", "agents", "models", "permissions"})
 _AGENT_KEYS = frozenset(
@@ -391,6 +392,9 @@ class _Parser:
                     f"(supported: {', '.join(sorted(SUPPORTED_TOOLSETS))})",
                 )
             del entry["type"]
+            problem = check_toolset(toolset_type, entry)
+            if problem:
+                raise self.error(entry_key, problem)
             toolsets.append(ToolsetConfig(type=toolset_type, options=_frozen(entry)))
         return tuple(toolsets)
 

@@ -157,6 +157,7 @@ class AgentRuntime:
         """
         agent = team.agent(agent_name)
         env = ToolsetEnv(
+            working_dir=recorder.session.working_dir,
             data_dir=data_dir,
             source_id=team.source_id,
             source_dir=os.path.dirname(team.path) if team.path else "",

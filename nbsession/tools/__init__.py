@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from .base import (
     ElicitationResult,
     FunctionTool,
@@ -19,8 +21,10 @@ from .base import (
     ToolResult,
     Toolset,
     ToolsetEnv,
+    _summarise,
 )
 from .filesystem import FilesystemToolset
+from .mcp import MCPToolset
 from .shell import ShellToolset
 from .think import ThinkToolset
 from .todo import TodoToolset
@@ -29,10 +33,26 @@ ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
 TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
+    MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),
     ShellToolset.type: lambda options, _env: ShellToolset(options),
     ThinkToolset.type: lambda _options, _env: ThinkToolset(),
     TodoToolset.type: lambda _options, _env: TodoToolset(),
 }
+
+
+def check_toolset(type_: str, options: Mapping[str, Any]) -> str:
+    """Why ``options`` are wrong for a toolset of ``type_`` ("" when they are fine).
+
+    Building a toolset is cheap and does nothing outside (servers start later), so the agent
+    loader builds one to refuse bad options when the file loads rather than at the first turn.
+    """
+    try:
+        build_toolsets([(type_, options)])
+    except ValidationError as exc:
+        return _summarise(exc, whole="options")
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def build_toolsets(
@@ -59,6 +79,7 @@ __all__ = [
     "ElicitationResult",
     "FilesystemToolset",
     "FunctionTool",
+    "MCPToolset",
     "ShellToolset",
     "ThinkToolset",
     "TodoToolset",
@@ -70,4 +91,5 @@ __all__ = [
     "ToolsetEnv",
     "ToolsetFactory",
     "build_toolsets",
+    "check_toolset",
 ]

@@ -123,11 +123,13 @@ class Toolset(ABC):
 class ToolsetEnv:
     """Where the toolsets of one agent live: facts a factory may need besides its options.
 
-    ``data_dir`` is where a toolset may keep files across sessions (``""``: nowhere, so
-    persistent state lasts as long as the runtime); ``source_id`` and ``source_dir`` name the
-    agent file, so per-agent state and relative paths in options resolve as docker-agent's do.
+    ``working_dir`` is the session's (where a local MCP server starts); ``data_dir`` is where a
+    toolset may keep files across sessions (``""``: nowhere, so persistent state lasts as long
+    as the runtime); ``source_id`` and ``source_dir`` name the agent file, so per-agent state
+    and relative paths in options resolve as docker-agent's do.
     """
 
+    working_dir: str = ""
     data_dir: str = ""
     source_id: str = "default"
     source_dir: str = ""
@@ -177,10 +179,11 @@ class FunctionTool(Tool, Generic[ArgsT]):
         return await self._func(parsed, ctx)
 
 
-def _summarise(exc: ValidationError) -> str:
-    """Pydantic's errors as one line a model can act on: ``field: problem; ...``."""
+def _summarise(exc: ValidationError, whole: str = "arguments") -> str:
+    """Pydantic's errors as one line a model (or a person) can act on: ``field: problem; ...``;
+    ``whole`` names what an error about no field in particular is about."""
     parts = []
     for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        where = ".".join(str(part) for part in error["loc"]) or whole
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)

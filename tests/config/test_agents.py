@@ -343,7 +343,7 @@ INVALID = [
     pytest.param(
         "agents: {root: {model: a/b, toolsets: [{type: shell}, {type: browser}]}}",
         "agents.root.toolsets[1].type",
-        "unsupported toolset type 'browser' (supported: filesystem, shell, think, todo)",
+        "unsupported toolset type 'browser' (supported: filesystem, mcp, shell, think, todo)",
         id="toolset-unsupported",
     ),
     pytest.param(
