@@ -3,7 +3,8 @@
 A log numbers a session's events from 1 and keeps the newest ``capacity`` of them, so a client
 that reconnects with ``Last-Event-ID`` gets exactly the events it missed, or an explicit ``gap``
 when they are gone. The producer (the runtime pumping a turn) never waits for a reader: a reader
-that falls a full buffer behind is dropped and must resume from its last seq.
+that falls too far behind (a full buffer of events, or ``max_unread_bytes`` of them appended
+while it was not reading) is dropped and must resume from its last seq.
 
 ``EventLog`` and ``EventSubscription`` are the interface the manager and the HTTP layer are
 written against; ``RingEventLog`` is the in-process implementation. A shared stream (Redis
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,10 +64,10 @@ GAP = LogEntry(None, "gap", b'{"type":"gap"}')
 
 
 class SubscriberDropped(Exception):
-    """The subscriber fell a full buffer behind; it must resume with its last seq."""
+    """The subscriber fell too far behind; it must resume with its last seq."""
 
     def __init__(self, last_seq: int) -> None:
-        super().__init__(f"Subscriber fell a full buffer behind; resume after seq {last_seq}.")
+        super().__init__(f"Subscriber fell too far behind; resume after seq {last_seq}.")
         self.last_seq = last_seq
 
 
@@ -137,15 +139,31 @@ class RingEventLog:
     Entry ``seq`` lives at slot ``(seq - 1) % capacity``, so lookups are O(1) and nothing is
     copied when the ring wraps. Waiting subscribers share one future that the next append
     resolves, so an append costs the same whether one client or fifty are tailing.
+
+    A subscriber is dropped when the ring evicts its next entry, or when an append finds it
+    with more than ``max_unread_bytes`` of event data appended since it last read (it was
+    subscribed, so a replay is not counted, and the event being appended is not, so one large
+    event never drops a reader that is keeping up). A transport reads only once its socket
+    took the previous batch, so a stalled socket is let go after about that many bytes.
     """
 
-    def __init__(self, capacity: int = 1024, start_seq: int = 0) -> None:
+    def __init__(
+        self, capacity: int = 1024, start_seq: int = 0, max_unread_bytes: int | None = None
+    ) -> None:
         """``start_seq`` continues the numbering of an earlier log of the same session (one
-        released from memory), so a seq is never reused; resuming from before it is a gap."""
+        released from memory), so a seq is never reused; resuming from before it is a gap.
+        ``max_unread_bytes`` of None bounds readers by the capacity alone."""
         if capacity < 1:
             raise ValueError(f"Event log capacity must be at least 1, got {capacity}.")
         if start_seq < 0:
             raise ValueError(f"A log cannot start before seq 0, got {start_seq}.")
+        if max_unread_bytes is not None and max_unread_bytes < 1:
+            raise ValueError(f"max_unread_bytes must be at least 1, got {max_unread_bytes}.")
+        self._max_unread = sys.maxsize if max_unread_bytes is None else max_unread_bytes
+        # Bytes of event data appended so far, and at each slot the total through its entry:
+        # how far a subscriber is behind, in bytes, is the difference of two of these.
+        self._bytes = 0
+        self._ends: list[int] = [0] * capacity
         self._capacity = capacity
         self._start_seq = start_seq
         # Slots are only read for seqs in [first_seq, last_seq], all written by then; GAP is a
@@ -160,6 +178,8 @@ class RingEventLog:
         # so until eviction reaches this seq no subscription can be overrun and append skips
         # the scan; subscribers that keep up push it a buffer ahead at each scan.
         self._cursor_floor = start_seq + 1
+        # Likewise a lower bound on every subscription's ``_read_bytes``.
+        self._read_floor = 0
 
     @property
     def capacity(self) -> int:
@@ -202,11 +222,16 @@ class RingEventLog:
         ).encode()
         seq = self._last_seq + 1
         entry = LogEntry(seq, event_type, data)
-        self._ring[(seq - 1) % self._capacity] = entry
+        # Readers with more than the bound unread before this entry are too far behind.
+        unread_limit = self._bytes - self._max_unread
+        slot = (seq - 1) % self._capacity
+        self._ring[slot] = entry
+        self._bytes += len(data)
+        self._ends[slot] = self._bytes
         self._last_seq = seq
         evicted = seq - self._capacity
-        if evicted >= self._cursor_floor:
-            self._drop_overrun(evicted)
+        if evicted >= self._cursor_floor or unread_limit > self._read_floor:
+            self._drop_behind(evicted, unread_limit)
         self._wake()
         return entry
 
@@ -244,6 +269,7 @@ class RingEventLog:
         if not self._closed:  # a closed log never evicts again, so there is nothing to watch
             self._subscriptions.add(subscription)
             self._cursor_floor = min(self._cursor_floor, cursor)
+            self._read_floor = min(self._read_floor, subscription._read_bytes)
         return subscription
 
     def entries_after(self, since: int) -> list[LogEntry]:
@@ -254,18 +280,30 @@ class RingEventLog:
     def _entry(self, seq: int) -> LogEntry:
         return self._ring[(seq - 1) % self._capacity]
 
-    def _drop_overrun(self, evicted: int) -> None:
-        """Drop the subscriptions whose next entry was just evicted, and raise the floor.
+    def _end_bytes(self, seq: int) -> int:
+        """The bytes appended through buffered entry ``seq``."""
+        return self._ends[(seq - 1) % self._capacity]
 
-        Done at eviction time so a transport stuck writing to a slow socket learns of it
+    def _drop_behind(self, evicted: int, unread_limit: int) -> None:
+        """Drop the subscriptions whose next entry was just evicted, or that left more than
+        the byte bound unread, and raise the floors.
+
+        Done at append time so a transport stuck writing to a slow socket learns of it
         through ``wait_dropped()`` without having to pull.
         """
-        overrun = [sub for sub in self._subscriptions if sub._cursor <= evicted]
-        for sub in overrun:
+        behind = [
+            sub
+            for sub in self._subscriptions
+            if sub._cursor <= evicted or sub._read_bytes < unread_limit
+        ]
+        for sub in behind:
             self._subscriptions.discard(sub)
             sub._mark_dropped()
         self._cursor_floor = min(
             (sub._cursor for sub in self._subscriptions), default=self._last_seq + 1
+        )
+        self._read_floor = min(
+            (sub._read_bytes for sub in self._subscriptions), default=self._bytes
         )
 
     def _changes(self) -> asyncio.Future[None]:
@@ -295,6 +333,9 @@ class Subscription:
         self._cursor = cursor  # the seq to deliver next
         self._gap_pending = gap
         self._last_delivered = last_delivered
+        # The log's byte count when this reader last caught up (or subscribed): what was
+        # appended since is what it has left unread.
+        self._read_bytes = log._bytes
         self._dropped = asyncio.Event()
         self._closed = False
 
@@ -328,6 +369,7 @@ class Subscription:
             batch.extend(self._log._entry(seq) for seq in range(self._cursor, end))
             self._last_delivered = end - 1
             self._cursor = end
+        self._read_bytes = self._log._bytes
         return batch
 
     async def wait_dropped(self) -> None:
@@ -360,6 +402,7 @@ class Subscription:
             if self._cursor <= log.last_seq:
                 entry = log._entry(self._cursor)
                 self._last_delivered = self._cursor
+                self._read_bytes = max(self._read_bytes, log._end_bytes(self._cursor))
                 self._cursor += 1
                 return entry
             if log.closed:

@@ -76,6 +76,9 @@ class ManagerConfig:
     # Further directories a session's working dir may lie in, besides ``working_dir``.
     allowed_roots: tuple[str, ...] = ()
     event_log_capacity: int = 1024
+    # A log reader left with more than this many bytes of events unread is dropped (SPEC 3);
+    # None bounds readers by the capacity alone.
+    max_unsent_bytes: int | None = None
     steer_capacity: int = 8
     followup_capacity: int = 8
     refresh_interval: float = 0.0
@@ -143,6 +146,10 @@ class TurnStream:
             self._done = True
             self._sub.close()
         return self._done
+
+    async def wait_dropped(self) -> None:
+        """Return once the log has let this reader go for falling too far behind."""
+        await self._sub.wait_dropped()
 
     def cancel(self) -> None:
         """Cancel this run if it is still the session's current one."""
@@ -984,7 +991,11 @@ class SessionManager:
     def _log(self, session_id: str) -> RingEventLog:
         state = self._state(session_id)
         if state.log is None:
-            state.log = RingEventLog(self.config.event_log_capacity, start_seq=state.seq_floor)
+            state.log = RingEventLog(
+                self.config.event_log_capacity,
+                start_seq=state.seq_floor,
+                max_unread_bytes=self.config.max_unsent_bytes,
+            )
             state.seq_floor = 0
         return state.log
 

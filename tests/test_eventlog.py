@@ -222,6 +222,66 @@ async def test_slow_subscriber_is_dropped_at_eviction_time() -> None:
     assert keeping_up.last_seq_delivered == 21
 
 
+def sized(n: int, size: int) -> dict[str, object]:
+    """An event whose JSON is exactly ``size`` bytes."""
+    event: dict[str, object] = {"type": "tick", "n": n, "pad": ""}
+    event["pad"] = "x" * (size - len(json.dumps(event, separators=(",", ":"))))
+    return event
+
+
+def test_a_reader_that_leaves_the_byte_bound_unread_is_dropped() -> None:
+    log = RingEventLog(capacity=1000, max_unread_bytes=1000)
+    stalled, reading = log.subscribe(), log.subscribe()
+    for n in range(10):  # 1000 bytes unread: at the bound, not past it
+        assert len(log.append(sized(n, 100)).data) == 100
+        reading.take_ready()
+    log.append(sized(10, 100))
+    assert not stalled.dropped  # what it left unread before this append was not past 1000
+    log.append(sized(11, 100))
+    assert stalled.dropped
+    with pytest.raises(SubscriberDropped) as dropped:
+        stalled.take_ready()
+    assert dropped.value.last_seq == 0
+    assert not reading.dropped  # far below the capacity in events, but it reads
+
+
+async def test_reading_one_entry_at_a_time_counts_as_reading() -> None:
+    log = RingEventLog(capacity=1000, max_unread_bytes=250)
+    sub = log.subscribe()
+    for n in range(20):
+        log.append(sized(n, 100))
+        assert (await anext(sub)).seq == n + 1
+    assert not sub.dropped
+
+
+def test_one_large_event_never_drops_a_reader_that_keeps_up() -> None:
+    log = RingEventLog(capacity=100, max_unread_bytes=1000)
+    sub = log.subscribe()
+    log.append(sized(0, 50_000))  # fifty times the bound, alone
+    assert not sub.dropped
+    assert len(sub.take_ready()) == 1
+    log.append(sized(1, 100))
+    assert not sub.dropped
+    log.append(sized(2, 50_000))
+    log.append(sized(3, 100))  # the large event was still unread: now it is too far behind
+    assert sub.dropped
+
+
+def test_a_replay_is_not_counted_as_unread() -> None:
+    log = RingEventLog(capacity=100, max_unread_bytes=1000)
+    for n in range(50):
+        log.append(sized(n, 100))  # 5000 bytes buffered before anyone subscribes
+    late = log.subscribe(since=0)
+    log.append(sized(50, 100))
+    assert not late.dropped  # replaying 5000 bytes is what it asked for, not falling behind
+    assert len(late.take_ready()) == 51
+
+
+def test_the_byte_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_unread_bytes"):
+        RingEventLog(max_unread_bytes=0)
+
+
 async def test_producer_never_blocks_on_stalled_subscribers() -> None:
     assert not inspect.iscoroutinefunction(RingEventLog.append)
     log = RingEventLog(capacity=16)

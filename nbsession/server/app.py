@@ -68,6 +68,14 @@ class NBSessionApp(ExtensionApp):
         "events of one turn: a run stream that falls behind its own turn is dropped too.",
     ).tag(config=True)
 
+    max_unsent_bytes = Int(
+        512 * 1024,
+        help="An SSE client that leaves this many bytes of events unsent (appended while its "
+        "socket would take no more) is disconnected and resumes with Last-Event-ID, as one a "
+        "full log behind is; so a client that never reads is let go within about one log of "
+        "events. Keep it above the largest single event worth streaming without a drop.",
+    ).tag(config=True)
+
     heartbeat_interval = Float(
         15.0,
         help="Seconds of silence after which an SSE stream sends a ': ping' comment, which "
@@ -117,6 +125,7 @@ class NBSessionApp(ExtensionApp):
     @validate(
         "max_request_bytes",
         "event_log_capacity",
+        "max_unsent_bytes",
         "steer_capacity",
         "followup_capacity",
         "max_live_runtimes",
@@ -145,6 +154,7 @@ class NBSessionApp(ExtensionApp):
                 working_dir=self.serverapp.root_dir,
                 allowed_roots=tuple(self.allowed_roots),
                 event_log_capacity=self.event_log_capacity,
+                max_unsent_bytes=self.max_unsent_bytes,
                 steer_capacity=self.steer_capacity,
                 followup_capacity=self.followup_capacity,
                 refresh_interval=self.refresh_interval,
@@ -156,6 +166,11 @@ class NBSessionApp(ExtensionApp):
                 "nbsession: the server has no token or password and NBSessionApp.auth_token "
                 "is empty, so every nbsession API request will be refused with 401."
             )
+
+    @property
+    def open_streams(self) -> int:
+        """SSE responses open now (a stalled client counts until it is let go)."""
+        return len(self._streams)
 
     @contextlib.contextmanager
     def open_stream(self) -> Iterator[None]:

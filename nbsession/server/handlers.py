@@ -291,7 +291,9 @@ class RunHandler(NBSessionHandler):
         ending = Ending.CLIENT_GONE
         with self.app.open_stream():
             try:
-                ending = await send_events(self, stream, self.app.heartbeat_interval)
+                ending = await send_events(
+                    self, stream, self.app.heartbeat_interval, stream.wait_dropped()
+                )
             finally:
                 stream.close()
                 # A client that left cancels its turn (docker-agent's rule); one the server let

@@ -5,15 +5,20 @@ concatenates bytes. After one entry arrives it drains everything else ready and 
 with one flush, so a fast producer costs one syscall per loop tick, not one per event.
 
 The writer never blocks the producer: it waits for the client, and the log drops a reader that
-falls a full buffer behind. A client that goes away, or a flush to a closed socket, ends the
+falls too far behind (a full log of events, or ``max_unsent_bytes`` appended while the writer
+waited on the socket). The socket's send buffer is capped too (``SEND_BUFFER_BYTES``), so a
+client that never reads pins about that much in the kernel rather than the megabytes Linux's
+autotuning would grant it. A client that goes away, or a flush to a closed socket, ends the
 stream quietly; the caller decides what that means (a run stream cancels its turn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
-from collections.abc import Awaitable
+import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.iostream import StreamClosedError
@@ -25,6 +30,11 @@ if TYPE_CHECKING:
 
 PING = b": ping\n\n"
 """The heartbeat: an SSE comment, ignored by clients, that keeps proxies and sockets alive."""
+
+SEND_BUFFER_BYTES = 32 * 1024
+"""SO_SNDBUF of an event stream's socket (Linux doubles it for bookkeeping). Events are small
+and go out as they come, so this costs a reading client nothing, while a stalled one can no
+longer park megabytes in the kernel before its writer notices (benchmarks/bench_stalled.py)."""
 
 
 class EntrySource(Protocol):
@@ -43,7 +53,7 @@ class Ending(enum.Enum):
     CLIENT_GONE = "client_gone"
     """The client closed the connection, or a write found it closed."""
     DROPPED = "dropped"
-    """The reader fell a full buffer behind; the connection was closed so it resumes."""
+    """The reader fell too far behind; the connection was closed so it resumes."""
 
 
 async def send_events(
@@ -55,7 +65,7 @@ async def send_events(
     """Write ``source`` to ``handler``'s response as SSE until it ends or the client leaves.
 
     ``heartbeat`` is the idle time after which ``: ping`` is written. ``dropped`` resolves when
-    the log overruns the reader, so even a reader stuck on a slow socket is let go at once.
+    the log lets the reader go, so even a reader stuck on a slow socket is let go at once.
     On ``FINISHED`` the caller finishes the response; otherwise the connection is gone.
     """
     # Events are small writes that must go out now: without TCP_NODELAY each waits on the
@@ -63,69 +73,60 @@ async def send_events(
     stream = getattr(handler.request.connection, "stream", None)
     if stream is not None and not stream.closed():
         stream.set_nodelay(True)
+        with contextlib.suppress(OSError):  # a socket that refuses keeps the kernel's size
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     handler.set_header("Content-Type", "text/event-stream")
     handler.set_header("Cache-Control", "no-cache")
     handler.set_header("X-Accel-Buffering", "no")
-    watchers: dict[asyncio.Future[Any], Ending] = {
-        asyncio.ensure_future(handler.client_gone.wait()): Ending.CLIENT_GONE
-    }
+    # The client leaving and the log letting the reader go interrupt the writer wherever it
+    # waits (for an event or for the socket), through a cancel: a batch then costs two plain
+    # awaits rather than a multi-future wait, which matters with many streams open.
+    writer = asyncio.current_task()
+    assert writer is not None
+    interrupted: list[Ending] = []
+    writing = True  # a watcher that fires after the writer returned must not cancel the handler
+
+    def interrupt(ending: Ending) -> Callable[[asyncio.Future[Any]], None]:
+        def callback(_: asyncio.Future[Any]) -> None:
+            if writing and not interrupted:
+                interrupted.append(ending)
+                writer.cancel()
+
+        return callback
+
+    watchers = [asyncio.ensure_future(handler.client_gone.wait())]
+    watchers[0].add_done_callback(interrupt(Ending.CLIENT_GONE))
     if dropped is not None:
-        watchers[asyncio.ensure_future(dropped)] = Ending.DROPPED
-    following: asyncio.Future[LogEntry] | None = None
-    # Headers go out at once, so the client sees the 200 before the first event.
-    write: asyncio.Future[None] = handler.flush()
+        watchers.append(asyncio.ensure_future(dropped))
+        watchers[1].add_done_callback(interrupt(Ending.DROPPED))
     try:
+        await handler.flush()  # headers go out at once: the client sees the 200 first
         while True:
-            ending = await _written(write, watchers)
-            if ending is not None:
-                return _ended(handler, ending)
-            if following is None:
-                following = asyncio.ensure_future(source.__anext__())
-            done, _ = await asyncio.wait(
-                {following, *watchers}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
-            )
-            for watcher, ending in watchers.items():
-                if watcher in done:
-                    return _ended(handler, ending)
-            if following in done:
-                arrived, following = following, None
-                try:
-                    batch = [arrived.result(), *source.take_ready()]
-                except StopAsyncIteration:
-                    return Ending.FINISHED
-                except SubscriberDropped:
-                    return _ended(handler, Ending.DROPPED)
-                handler.write(b"".join(entry.frame() for entry in batch))
-            else:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    arrived = await source.__anext__()
+            except TimeoutError:
                 handler.write(PING)
-            write = handler.flush()
+            else:
+                handler.write(b"".join(e.frame() for e in [arrived, *source.take_ready()]))
+            await handler.flush()
+    except StopAsyncIteration:
+        return Ending.FINISHED
+    except SubscriberDropped:
+        return _ended(handler, Ending.DROPPED)
+    except StreamClosedError:
+        return Ending.CLIENT_GONE
+    except asyncio.CancelledError:
+        if not interrupted or writer.uncancel() > 0:
+            raise  # cancelled from outside (the server stopping): not ours to swallow
+        return _ended(handler, interrupted[0])
     finally:
-        for future in [*watchers, following]:
-            if future is not None:
-                future.cancel()
-        # A flush abandoned on a closed socket fails later; nobody is left to read that.
-        write.add_done_callback(_consume)
-
-
-async def _written(
-    write: asyncio.Future[None], watchers: dict[asyncio.Future[Any], Ending]
-) -> Ending | None:
-    """Wait for the last flush; None when it went out, else why the stream is over."""
-    done, _ = await asyncio.wait({write, *watchers}, return_when=asyncio.FIRST_COMPLETED)
-    if write in done:
-        if isinstance(write.exception(), StreamClosedError):
-            return Ending.CLIENT_GONE
-        write.result()  # any other failure is a bug: let the handler log it
-        return None
-    return next(ending for watcher, ending in watchers.items() if watcher in done)
+        writing = False
+        for watcher in watchers:
+            watcher.cancel()
 
 
 def _ended(handler: NBSessionHandler, ending: Ending) -> Ending:
     if ending is Ending.DROPPED:
         handler.request.connection.close()  # type: ignore[union-attr]
     return ending
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
