@@ -66,6 +66,7 @@ describe('a turn that asks for approval and is approved', () => {
       callId: 'call_1',
       toolName: 'shell',
       arguments: '{"cmd": "ls -la"}',
+      diff: '',
       maxIterations: null
     });
     expect(tools(state)).toHaveLength(1);

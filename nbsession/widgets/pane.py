@@ -7,6 +7,9 @@ sources of events:
   browser follows ``{base_url}nbsession/api/sessions/{session_id}/events`` itself and posts
   answers to the REST API with the login cookie and XSRF header. The kernel sends nothing per
   event, and the buttons work while a cell blocks.
+- ``base_url="auto"``: direct mode on the page's own Jupyter server when the page has one,
+  relay mode otherwise. Each view says which it chose in its first message
+  (``{"kind": "ready", "mode": "direct" | "relay"}``).
 - relay mode (``base_url`` empty: ``local()`` sessions, front ends the server did not serve):
   the kernel calls :meth:`EventPane.relay` with batches of events, and the answers the user
   gives come back to the callbacks registered with :meth:`EventPane.on_action`.
@@ -48,8 +51,8 @@ class EventPane(anywidget.AnyWidget):
 
     session_id = traitlets.Unicode("").tag(sync=True)
     base_url = traitlets.Unicode("").tag(sync=True)
-    """The Jupyter server's base URL path (e.g. ``/`` or ``/user/ada/``) for direct mode; empty
-    for relay mode."""
+    """The Jupyter server's base URL path (e.g. ``/`` or ``/user/ada/``) for direct mode,
+    ``"auto"`` for the page's own server when it has one, empty for relay mode."""
 
     def __init__(self, session_id: str = "", base_url: str = "", **kwargs: Any) -> None:
         if not isinstance(self._esm, anywidget._file_contents.FileContents):
@@ -83,9 +86,9 @@ class EventPane(anywidget.AnyWidget):
         self, _widget: object, content: Mapping[str, Any], _buffers: list[bytes]
     ) -> None:
         kind = content.get("kind")
-        if kind == "ready":
+        if kind == "ready" and content.get("mode", "relay") == "relay":
             # A view rendered after events were relayed: custom messages reach only views
-            # that exist, so it asks for what it missed.
+            # that exist, so it asks for what it missed (a direct-mode view reads /events).
             for start in range(0, len(self._relayed), REPLAY_BATCH):
                 chunk = self._relayed[start : start + REPLAY_BATCH]
                 self.send({"kind": "events", "events": chunk})

@@ -147,6 +147,7 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
         callId: call.id,
         toolName: call.function.name,
         arguments: call.function.arguments ?? '',
+        diff: str(event.diff),
         maxIterations: null
       };
       const next = toolEvent(state, event, 'pending', quiet);
@@ -159,6 +160,7 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
         callId: '',
         toolName: '',
         arguments: '',
+        diff: '',
         maxIterations: max
       };
       return { ...state, approval, status: 'waiting_approval', notice: null };

@@ -129,6 +129,8 @@ export interface PendingApproval {
   callId: string;
   toolName: string;
   arguments: string;
+  /** The unified diff a file edit would make, when the server previews it. */
+  diff: string;
   maxIterations: number | null;
 }
 
