@@ -86,6 +86,8 @@ class ManagerConfig:
     # Runtimes kept in memory; beyond it the least recently used idle ones are released and
     # rebuilt from the store when their session is used again (their seqs continue).
     max_live_runtimes: int = 64
+    # The model that names sessions: "" the session's own, a model ref, or "off" (SPEC 11).
+    title_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -900,6 +902,7 @@ class SessionManager:
             data_dir=self._data_dir(),
             steer_capacity=self.config.steer_capacity,
             followup_capacity=self.config.followup_capacity,
+            title_model=self.config.title_model,
         )
         return Live(recorder, runtime), True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,11 @@ log = logging.getLogger("nbsession.config")
 
 SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"filesystem", "mcp", "shell", "think", "todo"})
 
-_TOP_KEYS = frozenset({"version", "agents", "models", "permissions"})
+_TOP_KEYS = frozenset({"version", "agents", "models", "providers", "permissions"})
 _AGENT_KEYS = frozenset(
     {
         "model",
+        "fallback",
         "description",
         "instruction",
         "toolsets",
@@ -40,7 +42,33 @@ _AGENT_KEYS = frozenset(
         "commands",
     }
 )
-_MODEL_KEYS = frozenset({"provider", "model", "base_url", "temperature", "max_tokens", "token_key"})
+_MODEL_KEYS = frozenset(
+    {
+        "provider",
+        "model",
+        "base_url",
+        "token_key",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "parallel_tool_calls",
+        "thinking_budget",
+        "provider_opts",
+    }
+)
+_PROVIDER_KEYS = frozenset({"provider", "api_type", "base_url", "token_key"})
+_FALLBACK_KEYS = frozenset({"models", "retries", "cooldown"})
+_COMMAND_KEYS = frozenset({"description", "instruction"})
+# docker-agent's OpenAI protocols for a `providers:` entry (its default: chat completions).
+API_TYPES = frozenset({"openai_chatcompletions", "openai_responses"})
+# Go's duration syntax, as docker-agent's `fallback.cooldown` reads it.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# `model: auto` picks a provider at run time (see runtime.models.auto_model).
+AUTO = "auto"
 _PERMISSION_KEYS = frozenset({"allow", "ask", "deny"})
 
 
@@ -57,6 +85,15 @@ def split_inline_ref(ref: str) -> tuple[str, str] | None:
     return None
 
 
+def split_alloy(ref: str) -> list[str]:
+    """The members of a model ref: ``"a,b"`` is docker-agent's alloy (the models take
+    turns), anything else a single model."""
+    return [part.strip() for part in ref.split(",")]
+
+
+ThinkingBudget = int | str
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A model an agent can run on: a ``models:`` entry, or one written inline."""
@@ -68,12 +105,23 @@ class ModelConfig:
     temperature: float | None = None
     max_tokens: int | None = None
     token_key: str | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    parallel_tool_calls: bool | None = None
+    thinking_budget: ThinkingBudget | None = None
+    provider_opts: Mapping[str, Any] = field(default_factory=_frozen, compare=False, hash=False)
 
     @property
     def ref(self) -> str:
         """What a client sends back as ``model`` to pick this one: the entry name, which for
         an inline model is its ``provider/model`` text."""
         return self.name
+
+    @property
+    def label(self) -> str:
+        """``provider/model``, as docker-agent names a model in its events."""
+        return f"{self.provider}/{self.model}"
 
     def to_json(self) -> dict[str, Any]:
         """The ``models:`` entry as docker-agent writes it (unset options left out)."""
@@ -84,8 +132,71 @@ class ModelConfig:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "token_key": self.token_key,
+            "top_p": self.top_p,
+            "frequency_penalty": self.frequency_penalty,
+            "presence_penalty": self.presence_penalty,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "thinking_budget": self.thinking_budget,
+            "provider_opts": copy.deepcopy(dict(self.provider_opts)) or None,
         }
         return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A ``providers:`` entry: a named endpoint models refer to by its name as ``provider``.
+
+    ``provider`` is the API it speaks (docker-agent's default: ``openai``), ``api_type``
+    which OpenAI protocol, ``token_key`` the environment variable holding its key.
+    """
+
+    name: str
+    base_url: str = ""
+    token_key: str = ""
+    api_type: str = ""
+    provider: str = "openai"
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {
+            "provider": self.provider,
+            "api_type": self.api_type,
+            "base_url": self.base_url,
+            "token_key": self.token_key,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """Models tried in order when the agent's model fails (docker-agent's ``fallback``).
+
+    ``retries`` is per model, for errors worth retrying (5xx, timeouts, an unreachable
+    endpoint); docker-agent's default is 2, and -1 means none. ``cooldown`` (seconds) is how
+    long a fallback that answered after a non-retryable failure stays in use.
+    """
+
+    models: tuple[str, ...] = ()
+    retries: int = 0
+    cooldown: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"models": list(self.models)}
+        if self.retries:
+            fields["retries"] = self.retries
+        if self.cooldown:
+            fields["cooldown"] = f"{self.cooldown:g}s"
+        return fields
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """A named prompt of an agent (``/name`` in docker-agent's UIs)."""
+
+    instruction: str
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"description": self.description, "instruction": self.instruction}
 
 
 @dataclass(frozen=True)
@@ -111,19 +222,25 @@ class AgentConfig:
     sub_agents: tuple[str, ...] = ()
     max_iterations: int = 0
     welcome_message: str = ""
-    commands: Mapping[str, str] = field(default_factory=_frozen)
+    commands: Mapping[str, CommandConfig] = field(default_factory=_frozen)
+    fallback: FallbackConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """docker-agent's ``AgentConfig`` JSON: ``name`` first, empty options left out as its
+        ``omitempty`` tags do, ``commands`` as ``{description, instruction}`` objects."""
+        fields: dict[str, Any] = {
+            "name": self.name,
             "model": self.model,
+            "fallback": self.fallback.to_json() if self.fallback else None,
             "description": self.description,
-            "instruction": self.instruction,
+            "welcome_message": self.welcome_message,
             "toolsets": [toolset.to_json() for toolset in self.toolsets],
+            "instruction": self.instruction,
             "sub_agents": list(self.sub_agents),
             "max_iterations": self.max_iterations,
-            "welcome_message": self.welcome_message,
-            "commands": dict(self.commands),
+            "commands": {name: command.to_json() for name, command in self.commands.items()},
         }
+        return {key: value for key, value in fields.items() if value or key == "name"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +256,7 @@ class TeamConfig:
     version: str
     agents: Mapping[str, AgentConfig]
     models: Mapping[str, ModelConfig] = field(default_factory=_frozen)
+    providers: Mapping[str, ProviderConfig] = field(default_factory=_frozen)
     permissions: Permissions = field(default_factory=Permissions)
     warnings: tuple[str, ...] = ()
 
@@ -159,7 +277,10 @@ class TeamConfig:
             raise UnknownAgent(str(name), f"not in agent source {self.source_id!r}") from None
 
     def model_for(self, ref: str) -> ModelConfig:
-        """Resolve a model ref: a ``models:`` key first, else an inline ``provider/model``."""
+        """Resolve one model ref: a ``models:`` key first, else an inline ``provider/model``.
+
+        ``auto`` and alloys (``a,b``) are resolved by ``runtime.models.resolve_ref``.
+        """
         if ref in self.models:
             return self.models[ref]
         inline = split_inline_ref(ref)
@@ -172,20 +293,25 @@ class TeamConfig:
         return ModelConfig(name=ref, provider=inline[0], model=inline[1])
 
     def model_refs(self) -> list[str]:
-        """Every model this team can name: its ``models:`` keys, then the inline refs its
-        agents use, each once, in order of first appearance."""
+        """Every model this team can name: its ``models:`` keys, then the refs its agents
+        use (models and fallbacks), each once, in order of first appearance."""
         refs = dict.fromkeys(self.models)
-        refs.update(dict.fromkeys(agent.model for agent in self.agents.values()))
+        for agent in self.agents.values():
+            refs[agent.model] = None
+            refs.update(dict.fromkeys(agent.fallback.models if agent.fallback else ()))
         return list(refs)
 
     def to_json(self) -> dict[str, Any]:
-        """The parsed config in docker-agent's shape (``GET /api/agents/{id}``)."""
-        return {
+        """The parsed config in docker-agent's ``Config`` JSON shape (``GET /api/agents/{id}``):
+        ``agents`` is an array in file order, each with its ``name``."""
+        fields: dict[str, Any] = {
             "version": self.version,
-            "agents": {name: agent.to_json() for name, agent in self.agents.items()},
+            "agents": [agent.to_json() for agent in self.agents.values()],
+            "providers": {name: p.to_json() for name, p in self.providers.items()},
             "models": {name: model.to_json() for name, model in self.models.items()},
             "permissions": self.permissions.to_json(),
         }
+        return {key: value for key, value in fields.items() if value or key == "agents"}
 
 
 def _join(prefix: str, key: object) -> str:
@@ -265,6 +391,45 @@ class _Parser:
             raise self.error(key, f"must be a number, not {value!r}")
         return float(value)
 
+    def flag(self, value: Any, key: str) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        raise self.error(key, f"must be true or false, not {value!r}")
+
+    def thinking_budget(self, value: Any, key: str) -> ThinkingBudget | None:
+        """docker-agent's ``thinking_budget``: a token count or an effort level name."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.error(key, f"must be a token count or an effort level, not {value!r}")
+        return value
+
+    def duration(self, value: Any, key: str) -> float:
+        """Seconds from a Go duration (``"1m"``, ``"30s"``, ``"1m30s"``) or a number."""
+        if value is None or value == "":
+            return 0.0
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+            return sum(
+                float(amount) * _DURATION_UNITS[unit]
+                for amount, unit in _DURATION_PART.findall(value)
+            )
+        raise self.error(key, f"must be a duration such as 30s or 1m, not {value!r}")
+
+    def model_ref(self, ref: str, key: str, models: Mapping[str, ModelConfig]) -> None:
+        """Check a model ref: ``auto``, a ``models:`` key, ``provider/model``, or a
+        comma-separated list of those (an alloy)."""
+        for part in split_alloy(ref):
+            if part == AUTO or part in models or split_inline_ref(part) is not None:
+                continue
+            known = f"`models` keys: {', '.join(models)}" if models else "no `models` section"
+            raise self.error(
+                key,
+                f"{part!r} is neither a key of `models` ({known}), `auto`, "
+                "nor a provider/model ref",
+            )
+
     # Sections.
 
     def team(self, text: str, source_id: str) -> TeamConfig:
@@ -284,6 +449,10 @@ class _Parser:
         version = document.get("version")
         if version is not None and not isinstance(version, (str, int, float)):
             raise self.error("version", f"must be a string, not {_describe(version)}")
+        providers = {
+            name: self.provider(name, entry)
+            for name, entry in self.named_entries(document.get("providers"), "providers").items()
+        }
         models = {
             name: self.model(name, entry)
             for name, entry in self.named_entries(document.get("models"), "models").items()
@@ -295,6 +464,7 @@ class _Parser:
             version="" if version is None else str(version),
             agents=_frozen(agents),
             models=_frozen(models),
+            providers=_frozen(providers),
             permissions=self.permissions(document.get("permissions")),
             warnings=tuple(self.warnings),
         )
@@ -305,6 +475,22 @@ class _Parser:
             if not isinstance(name, str) or not name:
                 raise self.error(_join(key, name), "names must be non-empty strings")
         return entries
+
+    def provider(self, name: str, value: Any) -> ProviderConfig:
+        key = f"providers.{name}"
+        entry = self.mapping(value, key)
+        self.warn_unknown(key, entry, _PROVIDER_KEYS)
+        api_type = self.string(entry.get("api_type"), f"{key}.api_type")
+        if api_type and api_type not in API_TYPES:
+            expected = ", ".join(sorted(API_TYPES))
+            raise self.error(f"{key}.api_type", f"must be one of {expected}, not {api_type!r}")
+        return ProviderConfig(
+            name=name,
+            provider=self.string(entry.get("provider"), f"{key}.provider") or "openai",
+            api_type=api_type,
+            base_url=self.string(entry.get("base_url"), f"{key}.base_url"),
+            token_key=self.string(entry.get("token_key"), f"{key}.token_key"),
+        )
 
     def model(self, name: str, value: Any) -> ModelConfig:
         key = f"models.{name}"
@@ -318,6 +504,18 @@ class _Parser:
             temperature=self.number(entry.get("temperature"), f"{key}.temperature"),
             max_tokens=self.count(entry.get("max_tokens"), f"{key}.max_tokens", minimum=1),
             token_key=self.optional_string(entry.get("token_key"), f"{key}.token_key"),
+            top_p=self.number(entry.get("top_p"), f"{key}.top_p"),
+            frequency_penalty=self.number(
+                entry.get("frequency_penalty"), f"{key}.frequency_penalty"
+            ),
+            presence_penalty=self.number(entry.get("presence_penalty"), f"{key}.presence_penalty"),
+            parallel_tool_calls=self.flag(
+                entry.get("parallel_tool_calls"), f"{key}.parallel_tool_calls"
+            ),
+            thinking_budget=self.thinking_budget(
+                entry.get("thinking_budget"), f"{key}.thinking_budget"
+            ),
+            provider_opts=_frozen(self.mapping(entry.get("provider_opts"), f"{key}.provider_opts")),
         )
 
     def agents(self, value: Any, models: Mapping[str, ModelConfig]) -> dict[str, AgentConfig]:
@@ -356,12 +554,7 @@ class _Parser:
             raise self.error(key, f"must be a mapping, not {_describe(value)}")
         self.warn_unknown(key, value, _AGENT_KEYS)
         model = self.required_string(value, key, "model")
-        if model not in models and split_inline_ref(model) is None:
-            known = f"`models` keys: {', '.join(models)}" if models else "no `models` section"
-            raise self.error(
-                f"{key}.model",
-                f"{model!r} is neither a key of `models` ({known}) nor a provider/model ref",
-            )
+        self.model_ref(model, f"{key}.model", models)
         max_iterations = self.count(value.get("max_iterations"), f"{key}.max_iterations", minimum=0)
         return AgentConfig(
             name=name,
@@ -373,6 +566,30 @@ class _Parser:
             max_iterations=max_iterations or 0,
             welcome_message=self.string(value.get("welcome_message"), f"{key}.welcome_message"),
             commands=_frozen(self.commands(value.get("commands"), f"{key}.commands")),
+            fallback=self.fallback(value.get("fallback"), f"{key}.fallback", models),
+        )
+
+    def fallback(
+        self, value: Any, key: str, models: Mapping[str, ModelConfig]
+    ) -> FallbackConfig | None:
+        if value is None:
+            return None
+        entry = self.mapping(value, key)
+        self.warn_unknown(key, entry, _FALLBACK_KEYS)
+        refs = self.string_list(entry.get("models"), f"{key}.models")
+        for index, ref in enumerate(refs):
+            if ref == AUTO or "," in ref:
+                raise self.error(f"{key}.models[{index}]", "must name one model")
+            self.model_ref(ref, f"{key}.models[{index}]", models)
+        retries = entry.get("retries")
+        if retries is not None and (
+            isinstance(retries, bool) or not isinstance(retries, int) or retries < -1
+        ):
+            raise self.error(f"{key}.retries", f"must be an integer >= -1, not {retries!r}")
+        return FallbackConfig(
+            models=refs,
+            retries=retries or 0,
+            cooldown=self.duration(entry.get("cooldown"), f"{key}.cooldown"),
         )
 
     def toolsets(self, value: Any, key: str) -> tuple[ToolsetConfig, ...]:
@@ -398,12 +615,27 @@ class _Parser:
             toolsets.append(ToolsetConfig(type=toolset_type, options=_frozen(entry)))
         return tuple(toolsets)
 
-    def commands(self, value: Any, key: str) -> dict[str, str]:
-        commands = self.named_entries(value, key)
-        for name, text in commands.items():
-            if not isinstance(text, str):
-                raise self.error(_join(key, name), f"must be a string, not {_describe(text)}")
-        return commands
+    def commands(self, value: Any, key: str) -> dict[str, CommandConfig]:
+        """Both forms docker-agent reads: a mapping of names, or a list of one-name mappings.
+        A command is its instruction text, or a ``{description, instruction}`` mapping."""
+        if isinstance(value, list):
+            entries: dict[str, Any] = {}
+            for index, item in enumerate(value):
+                entries.update(self.named_entries(item, f"{key}[{index}]"))
+        else:
+            entries = self.named_entries(value, key)
+        return {name: self.command(text, _join(key, name)) for name, text in entries.items()}
+
+    def command(self, value: Any, key: str) -> CommandConfig:
+        if isinstance(value, str):
+            return CommandConfig(instruction=value)
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a string or a mapping, not {_describe(value)}")
+        self.warn_unknown(key, value, _COMMAND_KEYS)
+        return CommandConfig(
+            instruction=self.required_string(value, key, "instruction"),
+            description=self.string(value.get("description"), f"{key}.description"),
+        )
 
     def permissions(self, value: Any) -> Permissions:
         entry = self.mapping(value, "permissions")

@@ -148,3 +148,36 @@ def error(session_id: str, agent_name: str, message: str, code: str = "") -> Eve
     if code:
         fields["code"] = code
     return _event("error", agent_name, **fields)
+
+
+def team_info(session_id: str, agents: list[dict[str, Any]], current_agent: str) -> Event:
+    return _event(
+        "team_info",
+        current_agent,
+        available_agents=agents,
+        current_agent=current_agent,
+        session_id=session_id,
+    )
+
+
+def toolset_info(agent_name: str, available_tools: int, loading: bool = False) -> Event:
+    return _event("toolset_info", agent_name, available_tools=available_tools, loading=loading)
+
+
+def model_fallback(
+    agent_name: str,
+    failed_model: str,
+    fallback_model: str,
+    reason: str,
+    attempt: int,
+    max_attempts: int,
+) -> Event:
+    return _event(
+        "model_fallback",
+        agent_name,
+        failed_model=failed_model,
+        fallback_model=fallback_model,
+        reason=reason,
+        attempt=attempt,
+        max_attempts=max_attempts,
+    )

@@ -9,9 +9,12 @@ message is committed through the ``SessionRecorder`` before the event that annou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import random
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models import Model, ModelRequestParameters
 
-from ..config.agents import AgentConfig, ModelConfig, TeamConfig
+from ..config.agents import AgentConfig, TeamConfig
 from ..errors import (
     InvalidConfirmation,
     InvalidRequest,
@@ -53,7 +56,17 @@ from ..tools.base import (
 )
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
-from .models import ModelUnavailable, ResolvedModel, build_model, model_settings, resolve_ref
+from .models import (
+    ModelChoice,
+    ModelUnavailable,
+    ResolvedModel,
+    build_model,
+    describe_failure,
+    is_retryable,
+    model_settings,
+    resolve_ref,
+    usage_facts,
+)
 from .permissions import decide, exact_pattern
 from .recorder import SessionRecorder
 from .title import fallback_title, generate_title
@@ -66,6 +79,15 @@ REJECTED = "The user rejected the tool call."
 INTERRUPTED = (
     "Interrupted: the tool call did not finish (the turn was cancelled or the server stopped)."
 )
+MAX_ITERATIONS_STOPPED = (
+    "Execution stopped after reaching the configured max_iterations limit ({limit})."
+)
+MORE_ITERATIONS = 10  # granted by approving a max_iterations pause (docker-agent's step)
+TITLE_OFF = "off"
+# docker-agent's retry policy (pkg/runtime/fallback.go): per model, exponential backoff.
+DEFAULT_RETRIES = 2
+DEFAULT_COOLDOWN = 60.0
+BACKOFF_BASE, BACKOFF_MAX = 0.2, 2.0
 
 StopReason = Literal["normal", "error", "canceled"]
 
@@ -90,7 +112,10 @@ class Run:
 
 @dataclass
 class _Confirmation:
-    call: ToolCall
+    """A pause waiting for ``/resume``: a tool call's approval, or (``call`` is None) whether
+    to go on after ``max_iterations``."""
+
+    call: ToolCall | None
     future: asyncio.Future[tuple[str, str]]
     answered: bool = False
 
@@ -105,6 +130,25 @@ class _Elicitation:
 class _TurnState:
     text: str = ""
     reasoning: str = ""
+    streamed: bool = False  # this model call has shown the user something
+
+
+@dataclass
+class _Opening:
+    """What a turn's opening events decided: the model it runs on, or why it cannot run,
+    and warnings told once the turn has started."""
+
+    model: ResolvedModel | None
+    failure: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Cooldown:
+    """A fallback model kept in use after the primary refused (docker-agent's cooldown)."""
+
+    index: int
+    until: float
 
 
 class AgentRuntime:
@@ -120,23 +164,29 @@ class AgentRuntime:
         tools: Sequence[Tool],
         steer_capacity: int = 8,
         followup_capacity: int = 8,
+        title_model: str = "",
     ) -> None:
         self.recorder = recorder
         self.team = team
         self.agent_name = team.agent(agent_name).name
         self.steer_capacity = steer_capacity
         self.followup_capacity = followup_capacity
+        self.title_model = title_model
         self._toolsets = list(toolsets)
         self._tools = {tool.definition.name: tool for tool in tools}
         self._steer: deque[Message] = deque()
         self._followups: deque[Message] = deque()
-        self._models: dict[ModelConfig, Model] = {}
+        self._models: dict[ModelChoice, Model] = {}
+        self._model_clients = contextlib.AsyncExitStack()
+        self._model_calls = 0  # alloy members take turns across calls
+        self._cooldown: _Cooldown | None = None
         self._history = History(team.agent(agent_name).instruction)
         self._confirmation: _Confirmation | None = None
         self._elicitation: _Elicitation | None = None
         self._cancelling = False
         self._ending = False  # the turn is failing: no further model call will read steers
         self._warned = False
+        self._opening = _Opening(model=None)
         self.streaming = False
         self.run: Run | None = None
 
@@ -148,12 +198,13 @@ class AgentRuntime:
         agent_name: str,
         *,
         data_dir: str = "",
-        **capacities: int,
+        **options: Any,
     ) -> AgentRuntime:
         """Build the agent's toolsets and list the tools of those that need no start (the
         others, MCP servers, start at the beginning of the first turn, where their events go).
 
-        ``data_dir`` is where toolsets keep state across sessions (the memory toolset).
+        ``data_dir`` is where toolsets keep state across sessions (the memory toolset);
+        ``options`` are the capacities and ``title_model`` of ``__init__``.
         """
         agent = team.agent(agent_name)
         env = ToolsetEnv(
@@ -173,7 +224,7 @@ class AgentRuntime:
             agent_name=agent.name,
             toolsets=toolsets,
             tools=tools,
-            **capacities,
+            **options,
         )
 
     # -- facts --------------------------------------------------------------------------
@@ -191,9 +242,35 @@ class AgentRuntime:
         return [tool.definition for tool in self._tools.values()]
 
     def current_model(self) -> ResolvedModel:
-        """The override for this agent if the session has one, else the agent's model."""
-        override = self.recorder.session.agent_model_overrides.get(self.agent_name)
-        return resolve_ref(self.team, override or self.agent.model)
+        """The override for this agent if the session has one, else the agent's model.
+
+        An override that no longer resolves (the agent file changed since it was chosen)
+        gives way to the agent's model; ``stale_override`` says why.
+        """
+        override = self._override()
+        if override:
+            try:
+                return resolve_ref(self.team, override)
+            except InvalidRequest:
+                pass
+        return resolve_ref(self.team, self.agent.model)
+
+    def stale_override(self) -> str:
+        """Why the stored override is not used, or ``""`` when it is fine (or absent)."""
+        override = self._override()
+        if not override:
+            return ""
+        try:
+            resolve_ref(self.team, override)
+        except InvalidRequest as exc:
+            return (
+                f"The model override {override!r} of agent {self.agent_name!r} no longer "
+                f"resolves ({exc.message}); using the agent's model {self.agent.model!r}."
+            )
+        return ""
+
+    def _override(self) -> str:
+        return self.recorder.session.agent_model_overrides.get(self.agent_name, "")
 
     def queue_status(self) -> dict[str, dict[str, int]]:
         return {
@@ -202,32 +279,28 @@ class AgentRuntime:
         }
 
     def available_models(self) -> dict[str, Any]:
-        """The models this agent can switch between, the current one marked (SPEC 2).
-
-        An override that no longer resolves (the agent file changed, or the session was
-        created with a bad one) is reported as the current ref with no choice marked, so a
-        picker can show it and offer the valid ones.
-        """
+        """The models this agent can switch between, the current one marked (SPEC 2): the
+        agent's model, the file's models, the models this session used before, and the
+        current override. A stored override that no longer resolves is not offered; the
+        agent's model is current then (the next turn warns about it)."""
         default_ref = self.agent.model
-        override = self.recorder.session.agent_model_overrides.get(self.agent_name, "")
-        current_ref = override or default_ref
-        refs = self.team.model_refs()
-        if default_ref not in refs:
-            refs.append(default_ref)
-        try:
-            if resolve_ref(self.team, current_ref).ref not in refs:
-                refs.append(current_ref)
-        except InvalidRequest:
-            pass
+        current_ref = "" if self.stale_override() else self._override()
+        current_ref = current_ref or default_ref
+        refs = dict.fromkeys([default_ref, *self.team.model_refs()])
+        refs.update(dict.fromkeys(self.recorder.session.custom_models_used))
+        refs[current_ref] = None
         models = []
         for ref in refs:
-            config = self.team.model_for(ref)
+            try:
+                resolved = resolve_ref(self.team, ref)
+            except InvalidRequest:
+                continue  # a model used before whose provider this file no longer knows
             models.append(
                 {
                     "ref": ref,
-                    "name": config.name,
-                    "provider": config.provider,
-                    "model": config.model,
+                    "name": ref,
+                    "provider": ",".join(c.config.provider for c in resolved.choices),
+                    "model": ",".join(c.config.model for c in resolved.choices),
                     "is_default": ref == default_ref,
                     "is_current": ref == current_ref,
                 }
@@ -238,12 +311,17 @@ class AgentRuntime:
 
     async def set_model(self, ref: str) -> str:
         """Set (or with ``""`` clear) this agent's model override; persisted before applied."""
-        overrides = dict(self.recorder.session.agent_model_overrides)
+        session = self.recorder.session
+        overrides = dict(session.agent_model_overrides)
+        fields: dict[str, Any] = {}
         if ref:
-            overrides[self.agent_name] = resolve_ref(self.team, ref).ref
+            ref = resolve_ref(self.team, ref).ref
+            overrides[self.agent_name] = ref
+            if ref not in self.team.model_refs() and ref not in session.custom_models_used:
+                fields["custom_models_used"] = [*session.custom_models_used, ref]
         else:
             overrides.pop(self.agent_name, None)
-        await self.recorder.update(agent_model_overrides=overrides)
+        await self.recorder.update(agent_model_overrides=overrides, **fields)
         return overrides.get(self.agent_name, "")
 
     async def start(self, messages: Sequence[Message]) -> Run:
@@ -259,6 +337,7 @@ class AgentRuntime:
         before = len(self.recorder.session.messages)
         try:
             await self.close_dangling_tool_calls()
+            self._opening = self._open_turn()
             for message in messages:
                 await self._append_user(message)
         except BaseException:
@@ -322,7 +401,9 @@ class AgentRuntime:
             )
         pending.answered = True
         try:
-            if confirmation == "approve-session":
+            if pending.call is None:  # a max_iterations pause grants nothing lasting
+                pass
+            elif confirmation == "approve-session":
                 await self.recorder.update(tools_approved=True)
             elif confirmation == "approve-tool":
                 await self._allow_tool(pending_tool)
@@ -356,7 +437,11 @@ class AgentRuntime:
         self._history.forget()
 
     async def close(self) -> None:
-        """Release the toolsets (processes, connections)."""
+        """Release the models' HTTP clients and the toolsets (processes, connections)."""
+        try:
+            await self._model_clients.aclose()
+        except Exception:
+            log.exception("closing the model clients of session %s failed", self.session_id)
         for toolset in self._toolsets:
             try:
                 await toolset.close()
@@ -390,6 +475,7 @@ class AgentRuntime:
                     self._end(run, reason)
                     return
                 self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
+                self._opening = self._open_turn()
                 await self._append_user(self._followups.popleft())
         except asyncio.CancelledError:  # cancelled between two turns: the last one has ended
             self._end(run, "canceled")
@@ -420,22 +506,62 @@ class AgentRuntime:
         run.end_seq = end_seq if end_seq is not None else self.recorder.log.last_seq
         run.done.set()
 
+    def _open_turn(self) -> _Opening:
+        """Emit what opens a turn, before its user messages (docker-agent's order):
+        ``agent_info``, ``team_info``, ``toolset_info``."""
+        agent = self.agent
+        opening = _Opening(model=None)
+        stale = self.stale_override()
+        if stale:
+            opening.warnings.append(stale)
+        try:
+            opening.model = self.current_model()
+            label = opening.model.label
+        except InvalidRequest as exc:
+            opening.failure, label = exc.message, agent.model
+        sid = self.session_id
+        emit = self.recorder.emit
+        emit(events.agent_info(agent.name, label, agent.description, agent.welcome_message))
+        emit(events.team_info(sid, self._team_details(), agent.name))
+        loading = any(not toolset.started for toolset in self._toolsets)
+        emit(events.toolset_info(agent.name, len(self._tools), loading))
+        return opening
+
+    def _team_details(self) -> list[dict[str, Any]]:
+        """``team_info.available_agents``: each agent's description, model and commands."""
+        details = []
+        for agent in self.team.agents.values():
+            try:
+                choice = resolve_ref(self.team, agent.model).pick(0)
+                provider, model = choice.config.provider, choice.config.model
+            except InvalidRequest:
+                provider, model = "", agent.model
+            details.append(
+                {
+                    "name": agent.name,
+                    "description": agent.description,
+                    "provider": provider,
+                    "model": model,
+                    "commands": {name: c.to_json() for name, c in agent.commands.items()},
+                }
+            )
+        return details
+
     async def _turn(self) -> StopReason:
         session = self.recorder.session
         agent = self.agent
+        opening, self._opening = self._opening, _Opening(model=None)
         self.recorder.emit(events.stream_started(self.session_id, agent.name))
-        try:
-            resolved = self.current_model()
-        except InvalidRequest as exc:
-            await self._fail(exc.message, "model_error")
-            return "error"
-        self.recorder.emit(
-            events.agent_info(agent.name, resolved.label, agent.description, agent.welcome_message)
-        )
+        for text in opening.warnings:
+            self.recorder.emit(events.warning(agent.name, text))
         if not self._warned:  # what the agent file's loader ignored, told once per runtime
             self._warned = True
             for text in self.team.warnings:
                 self.recorder.emit(events.warning(agent.name, text))
+        resolved = opening.model
+        if resolved is None:
+            await self._fail(opening.failure or "The agent has no usable model.", "model_error")
+            return "error"
         title_task = self._start_title(resolved)
         state = _TurnState()
         iterations = 0
@@ -445,8 +571,9 @@ class AgentRuntime:
             while True:
                 await self._drain_steer()
                 if limit and iterations >= limit:
-                    self.recorder.emit(events.max_iterations_reached(agent.name, limit))
-                    break
+                    if not await self._continue_after(limit):
+                        break
+                    limit = iterations + MORE_ITERATIONS
                 iterations += 1
                 calls = await self._model_turn(resolved, state)
                 if not calls:
@@ -481,6 +608,28 @@ class AgentRuntime:
             await self._fail(f"The turn failed: {exc}")
             return "error"
 
+    async def _continue_after(self, limit: int) -> bool:
+        """``max_iterations`` reached: pause until ``/resume`` (SPEC 5). Approving goes on for
+        ``MORE_ITERATIONS`` more model calls; rejecting ends the turn with docker-agent's stop
+        message, committed as the agent's answer."""
+        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        self._confirmation = _Confirmation(call=None, future=future)
+        self.recorder.emit(events.max_iterations_reached(self.agent_name, limit))
+        try:
+            answer, _reason = await future
+        finally:
+            self._confirmation = None
+        if answer != "reject":
+            return True
+        text = MAX_ITERATIONS_STOPPED.format(limit=limit)
+        chat = ChatMessage(role="assistant", content=text, created_at=utc_now().isoformat())
+        sid, name = self.session_id, self.agent_name
+        await self.recorder.append_message(
+            Message(agent_name=name, message=chat),
+            announce=lambda _: events.agent_choice(sid, name, text),
+        )
+        return False
+
     async def _fail(self, message: str, code: str = "") -> None:
         """Record why the turn failed in the session, for people (models never see it), then
         emit the ``error`` event; when the store is what failed, the event still goes out."""
@@ -512,41 +661,105 @@ class AgentRuntime:
             log.exception("saving the cancelled turn of session %s failed", self.session_id)
 
     async def _model_turn(self, resolved: ResolvedModel, state: _TurnState) -> list[ToolCall]:
-        """Stream one model response, commit it, and return its tool calls."""
-        sid = self.session_id
+        """Get one model response, commit it, and return its tool calls.
+
+        docker-agent's policy: the turn's model (an alloy's next member), then the agent's
+        ``fallback`` models in order; each gets ``1 + retries`` attempts for failures worth
+        retrying, other failures move on at once (``model_fallback``). A call that already
+        showed the user part of an answer is not replayed on another model: the turn fails.
+        """
+        chain = [resolved.pick(self._model_calls)]
+        self._model_calls += 1
+        fallback = self.agent.fallback
+        if fallback is not None:
+            chain += [resolve_ref(self.team, ref).pick(0) for ref in fallback.models]
+        retries = fallback.retries if fallback and fallback.retries else DEFAULT_RETRIES
+        attempts = 1 + max(retries, 0)
+        first = self._cooldown_start(len(chain))
+        failure: tuple[ModelChoice, Exception] | None = None
+        primary_refused = False
+        for index in range(first, len(chain)):
+            choice = chain[index]
+            if failure is not None:
+                self.recorder.emit(
+                    events.model_fallback(
+                        self.agent_name,
+                        failure[0].label,
+                        choice.label,
+                        describe_failure(*failure),
+                        1,
+                        attempts,
+                    )
+                )
+            for attempt in range(attempts):
+                if attempt:
+                    await asyncio.sleep(_backoff(attempt - 1))
+                try:
+                    response = await self._stream_response(choice, state)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("model %s failed in %s: %s", choice.label, self.session_id, exc)
+                    failure = (choice, exc)
+                    if state.streamed:
+                        break
+                    if isinstance(exc, ModelUnavailable) or not is_retryable(exc):
+                        primary_refused = primary_refused or index == 0
+                        break
+                    continue
+                self._settle_cooldown(index, primary_refused)
+                # Cleared first: once the commit starts, a cancel must not save it twice.
+                state.text = state.reasoning = ""
+                return await self._commit_response(response, choice)
+            if state.streamed:
+                break
+        assert failure is not None
+        await self._fail(describe_failure(*failure), "model_error")
+        raise _TurnFailed from failure[1]
+
+    async def _stream_response(self, choice: ModelChoice, state: _TurnState) -> ModelResponse:
+        """One streamed request to one model, relayed to the session's log as it comes."""
         state.text = state.reasoning = ""
-        try:
-            model = self._model(resolved.config)
-            history = self._history.sync(self.recorder.session.messages)
-            params = ModelRequestParameters(
-                function_tools=model_tool_definitions(self.tool_definitions),
-                allow_text_output=True,
-            )
-            calls: dict[int, ToolCallPart] = {}
-            async with model_request_stream(
-                model,
-                history,
-                model_settings=model_settings(resolved.config),
-                model_request_parameters=params,
-            ) as stream:
-                async for event in stream:
-                    self._relay(event, state, calls)
-                response = stream.get()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("model call of session %s failed: %s", sid, exc)
-            await self._fail(str(exc) or type(exc).__name__, "model_error")
-            raise _TurnFailed from exc
-        # Cleared first: once the commit starts, a cancel must not save this text a second time.
-        state.text = state.reasoning = ""
-        return await self._commit_response(response, resolved)
+        state.streamed = False
+        model = await self._model(choice)
+        history = self._history.sync(self.recorder.session.messages)
+        params = ModelRequestParameters(
+            function_tools=model_tool_definitions(self.tool_definitions),
+            allow_text_output=True,
+        )
+        calls: dict[int, ToolCallPart] = {}
+        async with model_request_stream(
+            model,
+            history,
+            model_settings=model_settings(choice),
+            model_request_parameters=params,
+        ) as stream:
+            async for event in stream:
+                self._relay(event, state, calls)
+            return stream.get()
+
+    def _cooldown_start(self, chain_length: int) -> int:
+        """Where the chain starts: a fallback kept in use after the primary refused."""
+        cooldown = self._cooldown
+        if cooldown is None or time.monotonic() >= cooldown.until:
+            self._cooldown = None
+            return 0
+        return cooldown.index if cooldown.index < chain_length else 0
+
+    def _settle_cooldown(self, index: int, primary_refused: bool) -> None:
+        if index == 0:
+            self._cooldown = None
+        elif primary_refused:
+            fallback = self.agent.fallback
+            seconds = fallback.cooldown if fallback and fallback.cooldown else DEFAULT_COOLDOWN
+            self._cooldown = _Cooldown(index=index, until=time.monotonic() + seconds)
 
     def _relay(self, event: object, state: _TurnState, calls: dict[int, ToolCallPart]) -> None:
         """Forward one streamed part event to the session's log as docker-agent events."""
         sid, name = self.session_id, self.agent_name
         if isinstance(event, PartStartEvent):
             part = event.part
+            state.streamed = True
             if isinstance(part, TextPart) and part.content:
                 state.text += part.content
                 self.recorder.emit(events.agent_choice(sid, name, part.content))
@@ -558,6 +771,7 @@ class AgentRuntime:
                 self._emit_partial(part)
         elif isinstance(event, PartDeltaEvent):
             delta = event.delta
+            state.streamed = True
             if isinstance(delta, TextPartDelta) and delta.content_delta:
                 state.text += delta.content_delta
                 self.recorder.emit(events.agent_choice(sid, name, delta.content_delta))
@@ -578,11 +792,12 @@ class AgentRuntime:
         )
 
     async def _commit_response(
-        self, response: ModelResponse, resolved: ResolvedModel
+        self, response: ModelResponse, choice: ModelChoice
     ) -> list[ToolCall]:
         sid, agent_name = self.session_id, self.agent_name
-        chat = from_model_response(response, resolved.label)
-        cost = _cost(response)
+        chat = from_model_response(response, choice.label)
+        facts = usage_facts(choice, response)
+        cost = facts.cost
         chat.cost = cost or None
         session = self.recorder.session
         try:
@@ -600,7 +815,7 @@ class AgentRuntime:
             "input_tokens": session.input_tokens,
             "output_tokens": session.output_tokens,
             "context_length": response.usage.input_tokens + response.usage.output_tokens,
-            "context_limit": 0,
+            "context_limit": facts.context_limit,
             "cost": session.cost,
         }
         self.recorder.emit(events.token_usage(sid, agent_name, usage))
@@ -671,6 +886,7 @@ class AgentRuntime:
             self._tools = tools
         finally:
             self.recorder.emit(events.mcp_init_finished(self.agent_name))
+        self.recorder.emit(events.toolset_info(self.agent_name, len(self._tools)))
 
     async def _confirm(self, call: ToolCall, definition: ToolDefinition) -> tuple[str, str]:
         future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
@@ -763,10 +979,13 @@ class AgentRuntime:
         updated = current.model_copy(update={"allow": [*current.allow, pattern]})
         await self.recorder.update(permissions=updated)
 
-    def _model(self, config: ModelConfig) -> Model:
-        model = self._models.get(config)
+    async def _model(self, choice: ModelChoice) -> Model:
+        """The model for a choice, built once per runtime; its HTTP client is entered here
+        and closed with the runtime (``close``)."""
+        model = self._models.get(choice)
         if model is None:
-            model = self._models[config] = build_model(config)
+            model = await self._model_clients.enter_async_context(build_model(choice))
+            self._models[choice] = model
         return model
 
     def _start_title(self, resolved: ResolvedModel) -> asyncio.Task[None] | None:
@@ -780,11 +999,29 @@ class AgentRuntime:
             self._set_title(resolved, first.message.content)
         )
 
-    async def _set_title(self, resolved: ResolvedModel, first_message: str) -> None:
+    def _title_choice(self, resolved: ResolvedModel) -> ModelChoice | None:
+        """The model that names the session (SPEC 11, ``NBSessionApp.title_model``): none
+        when ``off``, the configured ref, else the turn's own model."""
+        if self.title_model == TITLE_OFF:
+            return None
+        if not self.title_model:
+            return resolved.pick(0)
         try:
-            title = await generate_title(self._model(resolved.config), first_message)
-        except ModelUnavailable:
-            title = fallback_title(first_message)
+            return resolve_ref(self.team, self.title_model).pick(0)
+        except InvalidRequest as exc:
+            log.warning("title_model %r is unusable: %s", self.title_model, exc.message)
+            return None
+
+    async def _set_title(self, resolved: ResolvedModel, first_message: str) -> None:
+        choice = self._title_choice(resolved)
+        title = fallback_title(first_message)
+        if choice is not None:
+            try:
+                model = await self._model(choice)
+            except ModelUnavailable:
+                pass
+            else:
+                title = await generate_title(model, first_message, model_settings(choice))
         try:
             if not await self.recorder.claim_title(title):
                 return  # someone named it meanwhile: theirs stands
@@ -807,9 +1044,7 @@ def _arguments(call: ToolCall) -> dict[str, Any] | ToolResult:
     return arguments
 
 
-def _cost(response: ModelResponse) -> float:
-    """The response's price when genai-prices knows the model, else 0."""
-    try:
-        return float(response.cost().total_price)
-    except Exception:
-        return 0.0
+def _backoff(attempt: int) -> float:
+    """docker-agent's retry delay: 0.2 s doubling up to 2 s, with 10 % jitter."""
+    delay = min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)
+    return delay * (1 + random.uniform(-0.1, 0.1))

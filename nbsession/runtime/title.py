@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic_ai.direct import model_request_stream
 from pydantic_ai.messages import ModelRequest, SystemPromptPart, UserPromptPart
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 
 TITLE_PROMPT = (
     "Write a short title (at most six words) for a conversation that starts with the user's "
@@ -26,13 +27,15 @@ def clean_title(raw: str) -> str:
     return line.strip().strip("\"'`*#").strip()[:MAX_TITLE_LENGTH]
 
 
-async def generate_title(model: Model, first_message: str) -> str:
-    """Ask the session's model for a title; a failure or an empty answer falls back."""
+async def generate_title(
+    model: Model, first_message: str, settings: ModelSettings | None = None
+) -> str:
+    """Ask a model for a title; a failure or an empty answer falls back."""
     request = ModelRequest(
         parts=[SystemPromptPart(content=TITLE_PROMPT), UserPromptPart(content=first_message)]
     )
     try:
-        async with model_request_stream(model, [request]) as stream:
+        async with model_request_stream(model, [request], model_settings=settings) as stream:
             async for _ in stream:
                 pass
             response = stream.get()

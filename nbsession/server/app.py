@@ -102,6 +102,14 @@ class NBSessionApp(ExtensionApp):
         8, help="Follow-up messages a session can hold; more is a 429 with Retry-After."
     ).tag(config=True)
 
+    title_model = Unicode(
+        "",
+        help="The model that writes session titles: empty uses the session's own model (its "
+        "override if it has one), a model ref (provider/model, or a name from the agent "
+        "file's models) uses that one, and 'off' makes no model call (the title is the "
+        "first message, shortened).",
+    ).tag(config=True)
+
     manager: SessionManager
     _start: asyncio.Future[None] | None = None
     _streams: set[asyncio.Future[None]]
@@ -159,6 +167,7 @@ class NBSessionApp(ExtensionApp):
                 followup_capacity=self.followup_capacity,
                 refresh_interval=self.refresh_interval,
                 max_live_runtimes=self.max_live_runtimes,
+                title_model=self.title_model.strip(),
             )
         )
         if not (self.auth_token or self.serverapp.identity_provider.auth_enabled):

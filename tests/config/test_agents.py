@@ -13,6 +13,7 @@ import yaml
 from nbsession.config import (
     SUPPORTED_TOOLSETS,
     AgentConfig,
+    CommandConfig,
     ModelConfig,
     ToolsetConfig,
     load_team,
@@ -80,7 +81,7 @@ def test_full_file_parses_into_typed_objects() -> None:
         sub_agents=("helper",),
         max_iterations=20,
         welcome_message="Hi!",
-        commands={"fix": "Fix the failing test"},
+        commands={"fix": CommandConfig(instruction="Fix the failing test")},
     )
     assert team.agents["helper"] == AgentConfig(name="helper", model="fast")
     assert team.models["fast"] == ModelConfig(
@@ -212,7 +213,11 @@ def test_to_json_round_trips() -> None:
     again = parse_team(yaml.safe_dump(document), path="team.yaml", source_id="team")
 
     assert set(document) == {"version", "agents", "models", "permissions"}
-    assert document["agents"]["root"]["toolsets"][2] == {"type": "todo", "shared": True}
+    assert [agent["name"] for agent in document["agents"]] == ["root", "helper"]
+    assert document["agents"][0]["toolsets"][2] == {"type": "todo", "shared": True}
+    assert document["agents"][0]["commands"] == {
+        "fix": {"description": "", "instruction": "Fix the failing test"}
+    }
     assert document["models"]["fast"]["temperature"] == 0.2
     assert document["permissions"] == {"allow": ["think", "todo*"], "ask": [], "deny": ["shell"]}
     assert again == team
@@ -267,7 +272,7 @@ def test_unknown_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixtur
               - type: shell
                 env: {A: "1"}
         models:
-          fast: {provider: openai, model: gpt-4o, provider_opts: {x: 1}}
+          fast: {provider: openai, model: gpt-4o, routing: [x]}
         permissions:
           allow: [think]
           maybe: [shell]
@@ -277,7 +282,7 @@ def test_unknown_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixtur
 
     expected = [
         "team.yaml: metadata: unknown key ignored",
-        "team.yaml: models.fast.provider_opts: unknown key ignored",
+        "team.yaml: models.fast.routing: unknown key ignored",
         "team.yaml: agents.root.add_date: unknown key ignored",
         "team.yaml: permissions.maybe: unknown key ignored",
     ]
@@ -310,7 +315,7 @@ INVALID = [
     pytest.param(
         "agents: {root: {model: gpt}}",
         "agents.root.model",
-        "neither a key of `models` (no `models` section) nor a provider/model",
+        "neither a key of `models` (no `models` section), `auto`, nor a provider/model",
         id="model-unresolvable",
     ),
     pytest.param(
@@ -378,7 +383,7 @@ INVALID = [
     ),
     pytest.param(
         "agents: {root: {model: a/b, commands: [fix]}}",
-        "agents.root.commands",
+        "agents.root.commands[0]",
         "must be a mapping",
         id="commands-list",
     ),

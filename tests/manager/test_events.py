@@ -20,6 +20,8 @@ from nbsession.manager import SessionManager, TurnStream
 from nbsession.runtime.loop import AgentRuntime
 from nbsession.store import MemoryStore
 
+from .turn_helpers import OPENING
+
 OpenManager = Callable[..., AbstractAsyncContextManager[SessionManager]]
 
 TIMEOUT = 10.0
@@ -96,8 +98,8 @@ async def test_subscribing_creates_the_log_of_a_session_that_never_ran(
         turn = await run_turn(mgr, session.id, HELLO)
         seen = await read_until(subscription, lambda e: e.seq == turn[-1].seq)
         assert seqs(seen) == list(range(1, len(seen) + 1))
-        assert seen[0].type == "user_message"
-        assert data(seen[0])["message"] == "hello there"
+        assert [e.type for e in seen[:4]] == [*OPENING, "user_message"]
+        assert data(seen[3])["message"] == "hello there"
 
 
 async def test_replay_since_a_seq_then_tail(open_manager: OpenManager) -> None:
@@ -360,5 +362,6 @@ async def test_attach_runtime(open_manager: OpenManager) -> None:
         assert runtime.run is not None
         await asyncio.wait_for(runtime.run.done.wait(), TIMEOUT)
         followed = await read_until(watcher, of_type("stream_stopped"))
-        assert data(followed[0])["message"] == "what is 17*23"
+        assert [e.type for e in followed[:4]] == [*OPENING, "user_message"]
+        assert data(followed[3])["message"] == "what is 17*23"
         assert (await mgr.get_session_status(session.id))["num_messages"] == 2 + 4

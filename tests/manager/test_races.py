@@ -26,6 +26,7 @@ from .turn_helpers import (
     DEFAULT_AGENT,
     LIST_FILES,
     MATH,
+    OPENING,
     Event,
     approver,
     of_type,
@@ -332,7 +333,7 @@ async def test_run_session_cancelled_during_its_commit_closes_the_turn(
 
         events = await read_until(watcher, "stream_stopped", timeout=2)
         watcher.close()
-        assert types(events) == ["user_message", "stream_started", "stream_stopped"]
+        assert types(events) == [*OPENING, "user_message", "stream_started", "stream_stopped"]
         assert events[-1]["reason"] == "canceled"
         assert not (await mgr.get_session_status(s.id))["streaming"]
         assert user_texts(await mgr.store.get_session(s.id)) == ["hello"]

@@ -8,6 +8,7 @@ from nbsession.eventlog import LogEntry
 from nbsession.manager import SessionManager
 
 from .conftest import OpenManager
+from .turn_helpers import OPENING
 
 
 async def run(mgr: SessionManager, session_id: str, text: str) -> list[LogEntry]:
@@ -76,4 +77,4 @@ async def test_follow_ups_to_a_released_session_start_a_turn(open_manager: OpenM
             if entry.type == "stream_stopped":
                 break
         subscription.close()
-        assert types[0] == "user_message" and types[-1] == "stream_stopped"
+        assert types[:4] == [*OPENING, "user_message"] and types[-1] == "stream_stopped"

@@ -928,8 +928,9 @@ async def test_agents(open_manager: OpenManager, agents_dir: Path) -> None:
         assert listed["mine"].description == "Only thinks"
 
         config = mgr.get_agent_config("default")
-        assert config["agents"]["root"]["model"] == "demo/offline"
-        types = [t["type"] for t in config["agents"]["root"]["toolsets"]]
+        [root] = config["agents"]
+        assert root["name"] == "root" and root["model"] == "demo/offline"
+        types = [t["type"] for t in root["toolsets"]]
         assert types == ["shell", "think", "todo"]
         with pytest.raises(UnknownAgent):
             mgr.get_agent_config("missing")
@@ -1033,17 +1034,22 @@ async def test_idle_follow_ups_show_on_the_queue_and_feed_the_next_run(
         assert (await mgr.queue_status(session.id))["followup"]["depth"] == 0
 
 
-async def test_models_report_an_override_that_no_longer_resolves(
+async def test_an_override_that_no_longer_resolves_falls_back_to_the_default(
     open_manager: OpenManager,
 ) -> None:
     async with open_manager() as mgr:
         session = await mgr.create_session({"agent_model_overrides": {"root": "nope/x"}})
         stream = await mgr.run_session(session.id, "default", "", [{"content": "hello"}])
         events = [json.loads(entry.data) async for entry in stream]
-        assert [e["type"] for e in events][-2:] == ["error", "stream_stopped"]
+        assert events[0]["type"] == "agent_info" and events[0]["model"] == "demo/offline"
+        [warning] = [e for e in events if e["type"] == "warning"]
+        assert "nope/x" in warning["message"] and "demo/offline" in warning["message"]
+        assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"
+        assert "error" not in [e["type"] for e in events]
         models = await mgr.available_session_models(session.id)
-        assert models["current_model_ref"] == "nope/x"
-        assert not any(m["is_current"] for m in models["models"])
+        assert models["current_model_ref"] == "demo/offline"
+        assert [m["ref"] for m in models["models"] if m["is_current"]] == ["demo/offline"]
+        assert all(m["ref"] != "nope/x" for m in models["models"])
         assert any(m["ref"] == "demo/offline" and m["is_default"] for m in models["models"])
         await mgr.set_session_agent_model(session.id, "")
         models = await mgr.available_session_models(session.id)

@@ -32,6 +32,7 @@ from .turn_helpers import (
     DEFAULT_AGENT,
     LIST_FILES,
     MATH,
+    OPENING,
     AskingToolset,
     CommitTracker,
     approver,
@@ -111,9 +112,9 @@ async def test_full_turn_event_order_and_commits(tmp_path: Path) -> None:
         assert len(of_type(events, "session_title")) == 1  # generated concurrently
         order = collapsed(t for t in types(events) if t != "session_title")
         assert order == [
+            *OPENING,
             "user_message",
             "stream_started",
-            "agent_info",
             "agent_choice_reasoning",
             "agent_choice",
             "partial_tool_call",
@@ -157,8 +158,8 @@ async def test_several_messages_are_committed_then_answered_in_one_turn(tmp_path
         sid = (await mgr.create_session({"title": "t"})).id
         stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("first", "second"))
         events = await read_rest(stream)
-        assert types(events)[:3] == ["user_message", "user_message", "stream_started"]
-        assert [(e["message"], e["session_position"]) for e in events[:2]] == [
+        assert types(events)[:6] == [*OPENING, "user_message", "user_message", "stream_started"]
+        assert [(e["message"], e["session_position"]) for e in events[3:5]] == [
             ("first", 0),
             ("second", 1),
         ]
@@ -485,8 +486,8 @@ async def test_follow_ups_each_get_a_full_turn_after_the_current_one(tmp_path: P
         assert len(turns) == 3
         assert of_type(turns[0], "tool_call_response")
         for turn, text in zip(turns[1:], ["first follow-up", "second follow-up"], strict=True):
-            assert types(turn)[:2] == ["user_message", "stream_started"]
-            assert turn[0]["message"] == text
+            assert types(turn)[:5] == [*OPENING, "user_message", "stream_started"]
+            assert turn[3]["message"] == text
             assert "agent_choice" in types(turn)
             assert turn[-1]["reason"] == "normal"
             assert text in choice_text(turn)
@@ -511,8 +512,8 @@ async def test_follow_up_to_an_idle_runtime_starts_a_turn_now(tmp_path: Path) ->
             events = await read_until(sub, "stream_stopped")
         finally:
             sub.close()
-        assert types(events)[:2] == ["user_message", "stream_started"]
-        assert events[0]["message"] == "and now this"
+        assert types(events)[:5] == [*OPENING, "user_message", "stream_started"]
+        assert events[3]["message"] == "and now this"
         assert "and now this" in choice_text(events)
         assert events[-1]["reason"] == "normal"
         session = await mgr.get_session(sid)
@@ -527,7 +528,7 @@ async def test_follow_up_to_a_never_run_session_waits_for_the_next_run(tmp_path:
         assert roles(await reader.get_session(sid)) == []
         events = await run_turn(mgr, sid, "hello")
         turns = _turns(events)
-        assert [turn[0]["message"] for turn in turns] == ["hello", "queued while idle"]
+        assert [turn[3]["message"] for turn in turns] == ["hello", "queued while idle"]
         assert roles(await reader.get_session(sid)) == ["user", "assistant"] * 2
 
 
@@ -572,7 +573,7 @@ async def test_a_failed_follow_up_does_not_consume_its_key(tmp_path: Path) -> No
             later = await read_until(sub, "stream_stopped")
         finally:
             sub.close()
-        assert later[0]["type"] == "user_message" and later[0]["message"] == "retried"
+        assert later[3]["type"] == "user_message" and later[3]["message"] == "retried"
         dup = await mgr.follow_up_session(sid, user("retried"), idempotency_key="k")
         assert dup.duplicate is True
         contents = [m.message.content for m in (await mgr.get_session(sid)).chat_messages()]
@@ -745,7 +746,7 @@ async def test_bad_model_ref_appends_nothing(tmp_path: Path, agents_dir: Path, b
     [(1, 0, 1), (None, 1, 1), (1, 3, None)],
     ids=["agent-limit", "session-limit", "session-overrides-agent"],
 )
-async def test_max_iterations(
+async def test_max_iterations_pauses_and_reject_stops(
     tmp_path: Path,
     agents_dir: Path,
     agent_limit: int | None,
@@ -755,19 +756,49 @@ async def test_max_iterations(
     agent = write_agent(agents_dir, "limited", max_iterations=agent_limit)
     async with open_manager(tmp_path) as mgr, open_reader(tmp_path) as reader:
         sid = (await mgr.create_session({"max_iterations": session_limit, "title": "t"})).id
-        events = await run_turn(mgr, sid, MATH, agent=agent)
-        stored = await reader.get_session(sid)
-        assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"
+        stream = await mgr.run_session(sid, agent, "", user(MATH))
         if reached is None:
+            events = await read_rest(stream)
             assert "max_iterations_reached" not in types(events)
             assert "391" in choice_text(events)
-            assert roles(stored) == ["user", "assistant", "tool", "assistant"]
-        else:
-            assert types(events)[-2] == "max_iterations_reached"
-            assert events[-2]["max_iterations"] == reached
-            assert len(of_type(events, "token_usage")) == 1  # one model call
-            assert of_type(events, "tool_call_response")  # its tool call still ran
-            assert roles(stored) == ["user", "assistant", "tool"]
+            assert roles(await reader.get_session(sid)) == [
+                "user",
+                "assistant",
+                "tool",
+                "assistant",
+            ]
+            return
+        events = await read_until(stream, "max_iterations_reached")
+        assert events[-1]["max_iterations"] == reached
+        assert len(of_type(events, "token_usage")) == 1  # one model call
+        assert of_type(events, "tool_call_response")  # its tool call still ran
+        assert (await mgr.get_session_status(sid))["streaming"] is True  # paused, not ended
+        await mgr.resume_session(sid, "reject")
+        rest = await read_rest(stream)
+        stop = f"Execution stopped after reaching the configured max_iterations limit ({reached})."
+        assert choice_text(rest) == stop
+        assert rest[-1]["type"] == "stream_stopped" and rest[-1]["reason"] == "normal"
+        stored = await reader.get_session(sid)
+        assert roles(stored) == ["user", "assistant", "tool", "assistant"]
+        assert stored.chat_messages()[-1].message.content == stop
+
+
+async def test_max_iterations_approve_grants_ten_more(tmp_path: Path, agents_dir: Path) -> None:
+    agent = write_agent(agents_dir, "limited", max_iterations=1)
+    async with open_manager(tmp_path) as mgr, open_reader(tmp_path) as reader:
+        sid = (await mgr.create_session({"title": "t"})).id
+        stream = await mgr.run_session(sid, agent, "", user(MATH))
+        await read_until(stream, "max_iterations_reached")
+        with pytest.raises(InvalidRequest):
+            await mgr.resume_session(sid, "maybe")
+        await mgr.resume_session(sid, "approve")
+        rest = await read_rest(stream)
+        assert "391" in choice_text(rest)
+        assert "max_iterations_reached" not in types(rest)
+        assert rest[-1]["reason"] == "normal"
+        assert roles(await reader.get_session(sid)) == ["user", "assistant", "tool", "assistant"]
+        with pytest.raises(NothingPending):
+            await mgr.resume_session(sid, "approve")
 
 
 # -- title --------------------------------------------------------------------------------
@@ -817,14 +848,14 @@ async def test_model_failure_ends_the_turn_with_an_error(tmp_path: Path, agents_
         stream = await mgr.run_session(sid, broken, "", user("hello"))
         events = await read_rest(stream, timeout=30)
         assert types(events) == [
+            *OPENING,
             "user_message",
             "stream_started",
-            "agent_info",
             "error",
             "stream_stopped",
         ]
-        assert events[2]["model"] == "openai/gpt-x"
-        assert events[3]["error"]
+        assert events[0]["model"] == "openai/gpt-x"
+        assert "openai/gpt-x" in events[5]["error"] and "127.0.0.1" in events[5]["error"]
         assert events[-1]["reason"] == "error"
         assert (await mgr.get_session_status(sid))["streaming"] is False
         assert (await mgr.ready_status())["ready"] is True

@@ -26,6 +26,9 @@ from nbsession.tools import FunctionTool, Tool, ToolContext, ToolResult, Toolset
 DEFAULT_AGENT = "default"
 DEADLINE = 10.0
 
+# What opens every turn, before its user messages (docker-agent's order, SPEC 4).
+OPENING = ["agent_info", "team_info", "toolset_info"]
+
 LIST_FILES = "list the files"
 MATH = "what is 17*23"
 

@@ -186,7 +186,8 @@ async def test_run_streams_a_whole_turn(api: Fetch) -> None:
     events = frames(reply.body)
     assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
     types = [event["type"] for _, event in events]
-    assert types[0] == "user_message" and types[-1] == "stream_stopped"
+    opening = ["agent_info", "team_info", "toolset_info", "user_message", "stream_started"]
+    assert types[:5] == opening and types[-1] == "stream_stopped"
     assert "tool_call_response" in types
 
 
