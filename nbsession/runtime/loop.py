@@ -392,8 +392,13 @@ class AgentRuntime:
         pending = self._confirmation
         if pending is None or pending.answered or pending.future.done():
             raise NothingPending("No tool call is waiting for a confirmation.")
-        pending_tool = pending.call.function.name
-        if confirmation == "approve-tool" and tool_name and tool_name != pending_tool:
+        pending_tool = pending.call.function.name if pending.call is not None else ""
+        if (
+            pending_tool
+            and confirmation == "approve-tool"
+            and tool_name
+            and tool_name != pending_tool
+        ):
             # One click allows what the prompt showed, never a pattern or another tool.
             raise InvalidRequest(
                 f"tool_name {tool_name!r} is not the pending call's tool {pending_tool!r}.",
