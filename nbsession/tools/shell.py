@@ -99,8 +99,9 @@ class ShellToolset(Toolset):
     async def _run(self, args: ShellArgs, ctx: ToolContext) -> ToolResult:
         cwd = _resolve_cwd(ctx.working_dir or os.getcwd(), args.cwd)
         timeout = args.timeout or self._options.timeout
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        output = _BoundedOutput(self._options.max_output)
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 "/bin/sh",
                 "-c",
                 args.cmd,
@@ -111,13 +112,22 @@ class ShellToolset(Toolset):
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
+        )
+        try:
+            proc = await asyncio.shield(spawn)
         except OSError as exc:
             # The child reports a failed chdir here, so this also covers a missing directory
             # without a separate (blocking) check on the event loop.
             reason = exc.strerror or str(exc)
             return ToolResult(f"Could not run the command in {cwd}: {reason}", is_error=True)
+        except asyncio.CancelledError:
+            # The command may already run (and have started children) while asyncio still
+            # connects its pipes; asyncio's own clean-up would kill only the shell, so finish
+            # the start and kill the whole group.
+            with suppress(OSError):
+                await _kill(await spawn, output)
+            raise
 
-        output = _BoundedOutput(self._options.max_output)
         try:
             returncode = await asyncio.wait_for(_collect(proc, output), timeout)
         except asyncio.TimeoutError:

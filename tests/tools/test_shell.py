@@ -73,6 +73,7 @@ async def wait_for_file(path: Path, timeout: float = 10.0) -> str:
 
 # The child writes its pids to a temporary name and renames it, so a reader never sees half.
 SPAWN_CHILDREN = "sleep 30 & echo $$ $! > pids.tmp && mv pids.tmp pids; sleep 30"
+SPAWN_LONG_CHILDREN = SPAWN_CHILDREN.replace("30", "60")
 
 
 async def test_runs_in_session_working_dir(tmp_path: Path) -> None:
@@ -125,6 +126,41 @@ async def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert await all_gone(pids)
+
+
+def children_of_this_process() -> set[int]:
+    return {
+        int(pid)
+        for task in Path("/proc/self/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    }
+
+
+def wait_for_file_blocking(path: Path, timeout: float = 10.0) -> str:
+    """``wait_for_file`` with the event loop held still, so no coroutine moves meanwhile."""
+    deadline = time.monotonic() + timeout
+    while (text := read_if_exists(path)) is None:
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+    return text
+
+
+async def test_cancel_while_the_process_starts_kills_the_group(tmp_path: Path) -> None:
+    """A cancel can land after the fork but before asyncio has connected the pipes."""
+    before = children_of_this_process()
+    task = asyncio.ensure_future(run_shell({"cmd": SPAWN_LONG_CHILDREN}, tmp_path))
+    # Step the loop one callback round at a time until the shell is forked, then hold it.
+    for _ in range(100):
+        if children_of_this_process() - before:
+            break
+        await asyncio.sleep(0)
+    pids = [int(pid) for pid in wait_for_file_blocking(tmp_path / "pids").split()]
+    task.cancel()
+    # Bounded far above need: before the fix the cancel waited out the children's minute.
+    done, _ = await asyncio.wait({task}, timeout=HANG_GUARD)
+    assert task in done, "the cancel waited for the children instead of killing them"
+    assert task.cancelled()
     assert await all_gone(pids)
 
 
