@@ -29,7 +29,7 @@ def _describe(event: dict[str, Any], previous: str) -> str:
         call = event["tool_call"]["function"]
         return f"\n[{kind}] {call['name']} {call['arguments']}\n"
     if kind == "tool_call_response":
-        marker = "error" if event["result"]["is_error"] else "ok"
+        marker = "error" if event["result"]["isError"] else "ok"
         output = event["response"]
         short = output if len(output) < 400 else output[:400] + "…"
         return f"[tool result: {marker}]\n{short}\n"

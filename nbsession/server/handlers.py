@@ -33,6 +33,7 @@ from .schemas import (
     TokensRequest,
 )
 from .sse import Ending, send_events
+from .wire import session_response
 
 DEFAULT_READY_TIMEOUT = 30.0
 DEFAULT_DELETE_TIMEOUT = 10.0
@@ -128,7 +129,7 @@ class SessionsHandler(NBSessionHandler):
 class SessionHandler(NBSessionHandler):
     @web.authenticated
     async def get(self, session_id: str) -> None:
-        self.reply((await (await self.manager()).get_session(session_id)).to_json())
+        self.reply(session_response(await (await self.manager()).get_session(session_id)))
 
     @web.authenticated
     async def delete(self, session_id: str) -> None:

@@ -37,6 +37,7 @@ from .schemas import (
     ResumeRequest,
     RunRequest,
     SessionModels,
+    SessionResponse,
     SessionSnapshot,
     SessionStatus,
     StarredRequest,
@@ -228,7 +229,12 @@ ROUTES: tuple[Route, ...] = (
         _SESSION,
         h.SessionHandler,
         {
-            "GET": Operation("The full session.", {200: Session}, errors=(404,)),
+            "GET": Operation(
+                "docker-agent's SessionResponse: the messages as one flat list (the item "
+                "tree is at /recovery).",
+                {200: SessionResponse},
+                errors=(404,),
+            ),
             "DELETE": Operation(
                 "Delete the session, cancel its turn and end its event log.",
                 {200: MessageReply, 202: MessageReply},

@@ -162,6 +162,24 @@ class SessionStatus(Reply):
     num_messages: int
 
 
+class SessionResponse(Reply):
+    """docker-agent's ``SessionResponse``; nbsession fields (cost, starred...) may follow."""
+
+    id: str
+    title: str
+    messages: list[Message] = Field(
+        description="Every message in order, sub-sessions' inlined, system messages left out."
+    )
+    created_at: str
+    tools_approved: bool
+    thinking: bool = False
+    input_tokens: int
+    output_tokens: int
+    working_dir: str = ""
+    permissions: Permissions | None = None
+    agent_model_overrides: dict[str, str] = Field(default_factory=dict)
+
+
 class SessionSnapshot(Reply):
     id: str
     title: str

@@ -50,8 +50,9 @@ class ToolResult:
     is_error: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The ``result`` object of a ``tool_call_response`` event (SPEC 4)."""
-        return {"output": self.output, "is_error": self.is_error}
+        """The ``result`` object of a ``tool_call_response`` event (SPEC 4), with docker-agent's
+        ``isError`` name: its clients read a failed tool as a success otherwise."""
+        return {"output": self.output, "isError": self.is_error}
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ async def test_reads_run_without_asking_and_escapes_are_errors(tmp_path: Path) -
             mgr, session.id, call_text("read_file", path="../outside.txt"), agent="fs"
         )
         [response] = of_type(events, "tool_call_response")
-        assert response["result"]["is_error"]
+        assert response["result"]["isError"]
         assert "outside the working directory" in response["result"]["output"]
         assert "secret" not in json.dumps(events)
 
@@ -72,7 +72,7 @@ async def test_permissions_deny_a_write_without_asking(tmp_path: Path) -> None:
         events = await run_turn(mgr, session.id, text, agent="fs")
         assert not of_type(events, "tool_call_confirmation")
         [response] = of_type(events, "tool_call_response")
-        assert response["result"]["is_error"]
+        assert response["result"]["isError"]
         assert response["result"]["output"].startswith("Denied")
         assert not (tmp_path / "x.txt").exists()
         stored = await mgr.get_session(session.id)

@@ -74,7 +74,7 @@ async def test_mcp_tools_in_turns_with_elicitation_death_and_restart(tmp_path: P
 
         # The server dies mid-call: an error result, and the turn (and server) carry on.
         events = await run_turn(mgr, sid, "call `die`", agent=agent)
-        assert response(events)["is_error"]
+        assert response(events)["isError"]
         assert "stopped while running die" in response(events)["output"]
         assert types(events)[-1] == "stream_stopped"
         assert await gone(pid)

@@ -91,7 +91,7 @@ async def test_follow_up_to_a_released_session_runs_on_its_registered_runtime(
         await mgr.cancel_session(a.id)
         seen += await read_until(watcher, "stream_stopped")
         assert stop_reasons(seen) == ["normal", "canceled"]
-        assert of_type(seen, "tool_call_response")[0]["result"]["is_error"] is False
+        assert of_type(seen, "tool_call_response")[0]["result"]["isError"] is False
 
         busy_b.cancel()
         await read_rest(busy_b)

@@ -178,7 +178,7 @@ async def test_approve_runs_the_call(tmp_path: Path) -> None:
         await mgr.resume_session(sid, "approve")
         events = await read_rest(stream)
         [response] = of_type(events, "tool_call_response")
-        assert response["result"] == {"output": "approved-output", "is_error": False}
+        assert response["result"] == {"output": "approved-output", "isError": False}
         assert (await mgr.get_session(sid)).tools_approved is False
 
 
@@ -189,11 +189,11 @@ async def test_approve_session_persists_and_skips_later_asks(tmp_path: Path) -> 
         await mgr.resume_session(sid, "approve-session")
         assert (await reader.get_session(sid)).tools_approved is True
         events = await read_rest(stream)
-        assert of_type(events, "tool_call_response")[0]["result"]["is_error"] is False
+        assert of_type(events, "tool_call_response")[0]["result"]["isError"] is False
 
         again = await run_turn(mgr, sid, LIST_FILES, confirmation="reject")
         assert "tool_call_confirmation" not in types(again)
-        assert of_type(again, "tool_call_response")[0]["result"]["is_error"] is False
+        assert of_type(again, "tool_call_response")[0]["result"]["isError"] is False
 
 
 @pytest.mark.parametrize("tool_name", ["", "shell"])
@@ -211,7 +211,7 @@ async def test_approve_tool_allows_it_from_now_on(tmp_path: Path, tool_name: str
 
         again = await run_turn(mgr, sid, LIST_FILES, confirmation="reject")
         assert "tool_call_confirmation" not in types(again)
-        assert of_type(again, "tool_call_response")[0]["result"]["is_error"] is False
+        assert of_type(again, "tool_call_response")[0]["result"]["isError"] is False
 
 
 async def test_reject_gives_the_model_the_reason_and_the_turn_goes_on(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ async def test_reject_gives_the_model_the_reason_and_the_turn_goes_on(tmp_path: 
         await mgr.resume_session(sid, "reject", reason="not on a Friday")
         events = await read_rest(stream)
         [response] = of_type(events, "tool_call_response")
-        assert response["result"]["is_error"] is True
+        assert response["result"]["isError"] is True
         assert "The user rejected the tool call" in response["result"]["output"]
         assert "not on a Friday" in response["result"]["output"]
         assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"
@@ -247,7 +247,7 @@ async def test_unknown_confirmation_is_refused_and_the_call_stays_pending(tmp_pa
         await mgr.resume_session(sid, "approve")
         events = await read_rest(stream)
         assert of_type(events, "authorization_event")[0]["confirmation"] == "approve"
-        assert of_type(events, "tool_call_response")[0]["result"]["is_error"] is False
+        assert of_type(events, "tool_call_response")[0]["result"]["isError"] is False
 
 
 async def test_resume_without_a_pending_call(tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ async def test_concurrent_resumes_exactly_one_wins(tmp_path: Path, confirmation:
         [authorization] = of_type(events, "authorization_event")
         assert authorization["confirmation"] == winner
         [response] = of_type(events, "tool_call_response")
-        assert response["result"]["is_error"] is (winner == "reject")
+        assert response["result"]["isError"] is (winner == "reject")
         assert events[-1]["type"] == "stream_stopped"
         # The loser changed nothing (SPEC 2: a request that fails changes nothing).
         async with open_reader(tmp_path) as reader:
@@ -339,9 +339,9 @@ async def test_approval_policy(
         [response] = of_type(events, "tool_call_response")
         result = response["result"]
         if denied:
-            assert result["is_error"] is True and result["output"].startswith("Denied")
+            assert result["isError"] is True and result["output"].startswith("Denied")
         else:
-            assert result["is_error"] is False
+            assert result["isError"] is False
             expected = "s.db" if prompt == LIST_FILES else "Thought recorded."
             assert expected in result["output"]
         assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"

@@ -490,9 +490,11 @@ async def test_messages_and_summaries(api: Fetch) -> None:
     empty = await api("POST", f"{path}/summaries", {"summary": " "})
     assert (empty.code, empty.error_code) == (400, "invalid_request")
 
-    session = (await api("GET", path)).json()
-    assert session["messages"][0]["message"]["message"]["content"] == "edited"
-    assert session["messages"][1]["summary"] == "so far"
+    session = (await api("GET", path)).json()  # docker-agent's flat list of messages
+    assert [m["message"]["content"] for m in session["messages"]] == ["edited"]
+    items = (await api("GET", f"{path}/recovery")).json()["messages"]  # the item tree
+    assert items[0]["message"]["message"]["content"] == "edited"
+    assert items[1]["summary"] == "so far"
 
 
 async def test_fork(api: Fetch) -> None:

@@ -234,7 +234,7 @@ async def test_the_store_refuses_what_it_could_not_read_back(
     with pytest.raises(InvalidRequest):  # a value set without validation is checked too
         await manager.store.create_session(live.model_copy(update={"id": "x", "cost": -1.0}))
     [session] = await all_sessions_read_back(api)
-    roles = [item["message"]["message"]["role"] for item in session["messages"]]
+    roles = [message["message"]["role"] for message in session["messages"]]
     assert roles == ["user", "assistant"]
 
 

@@ -301,7 +301,7 @@ def test_full_turn_approved_from_a_second_client(server: Server, client: httpx.C
             assert approved.status_code == 200
         result = turn.until("tool_call_response")
         turn.rest()
-    assert result["result"]["is_error"] is False
+    assert result["result"]["isError"] is False
     assert turn.types[-1] == "stream_stopped"
     snapshot = client.get(f"/api/sessions/{session_id}/snapshot").json()
     assert snapshot["streaming"] is False
@@ -512,7 +512,7 @@ def test_stopping_the_server_ends_streams_and_keeps_the_turn(server: Server, hom
     try:
         with restarted.client() as http:
             stored = http.get(f"/api/sessions/{session_id}").json()
-            assert stored["messages"][0]["message"]["message"]["content"] == "list the files"
+            assert stored["messages"][0]["message"]["content"] == "list the files"
             with run(http, session_id, "what is 17*23") as response:
                 assert SSE(response).rest()[-1][1]["type"] == "stream_stopped"
     finally:

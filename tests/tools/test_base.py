@@ -58,8 +58,8 @@ def test_tool_definition_without_title_omits_it() -> None:
 
 
 def test_tool_result_to_json() -> None:
-    assert ToolResult("boom", is_error=True).to_json() == {"output": "boom", "is_error": True}
-    assert ToolResult("ok").to_json() == {"output": "ok", "is_error": False}
+    assert ToolResult("boom", is_error=True).to_json() == {"output": "boom", "isError": True}
+    assert ToolResult("ok").to_json() == {"output": "ok", "isError": False}
 
 
 def test_function_tool_advertises_the_model_schema() -> None:
