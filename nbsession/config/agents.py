@@ -26,7 +26,9 @@ from ..tools import check_toolset
 
 log = logging.getLogger("nbsession.config")
 
-SUPPORTED_TOOLSETS: frozenset[str] = frozenset({"filesystem", "mcp", "shell", "think", "todo"})
+SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
+    {"fetch", "filesystem", "mcp", "memory", "script", "shell", "think", "todo", "user_prompt"}
+)
 
 _TOP_KEYS = frozenset({"version", "agents", "models", "providers", "permissions"})
 _AGENT_KEYS = frozenset(

@@ -23,17 +23,25 @@ from .base import (
     ToolsetEnv,
     _summarise,
 )
+from .fetch import FetchToolset
 from .filesystem import FilesystemToolset
 from .mcp import MCPToolset
+from .memory import MemoryToolset
+from .script import ScriptToolset
 from .shell import ShellToolset
 from .think import ThinkToolset
 from .todo import TodoToolset
+from .user_prompt import UserPromptToolset
 
 ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
 TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
+    FetchToolset.type: lambda options, _env: FetchToolset(options),
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
     MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),
+    MemoryToolset.type: MemoryToolset,
+    ScriptToolset.type: lambda options, _env: ScriptToolset(options),
+    UserPromptToolset.type: lambda _options, _env: UserPromptToolset(),
     ShellToolset.type: lambda options, _env: ShellToolset(options),
     ThinkToolset.type: lambda _options, _env: ThinkToolset(),
     TodoToolset.type: lambda _options, _env: TodoToolset(),
@@ -77,9 +85,12 @@ def build_toolsets(
 __all__ = [
     "TOOLSET_FACTORIES",
     "ElicitationResult",
+    "FetchToolset",
     "FilesystemToolset",
     "FunctionTool",
     "MCPToolset",
+    "MemoryToolset",
+    "ScriptToolset",
     "ShellToolset",
     "ThinkToolset",
     "TodoToolset",
@@ -90,6 +101,7 @@ __all__ = [
     "Toolset",
     "ToolsetEnv",
     "ToolsetFactory",
+    "UserPromptToolset",
     "build_toolsets",
     "check_toolset",
 ]

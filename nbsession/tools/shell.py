@@ -97,48 +97,60 @@ class ShellToolset(Toolset):
         return list(self._tools)
 
     async def _run(self, args: ShellArgs, ctx: ToolContext) -> ToolResult:
-        cwd = _resolve_cwd(ctx.working_dir or os.getcwd(), args.cwd)
-        timeout = args.timeout or self._options.timeout
-        output = _BoundedOutput(self._options.max_output)
-        spawn = asyncio.ensure_future(
-            asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                args.cmd,
-                cwd=cwd,
-                env={**os.environ, **self._options.env},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return await run_command(
+            args.cmd,
+            cwd=_resolve_cwd(ctx.working_dir or os.getcwd(), args.cwd),
+            env={**os.environ, **self._options.env},
+            timeout=args.timeout or self._options.timeout,
+            max_output=self._options.max_output,
         )
-        try:
-            proc = await asyncio.shield(spawn)
-        except OSError as exc:
-            # The child reports a failed chdir here, so this also covers a missing directory
-            # without a separate (blocking) check on the event loop.
-            reason = exc.strerror or str(exc)
-            return ToolResult(f"Could not run the command in {cwd}: {reason}", is_error=True)
-        except asyncio.CancelledError:
-            # The command may already run (and have started children) while asyncio still
-            # connects its pipes; asyncio's own clean-up would kill only the shell, so finish
-            # the start and kill the whole group.
-            with suppress(OSError):
-                await _kill(await spawn, output)
-            raise
 
-        try:
-            returncode = await asyncio.wait_for(_collect(proc, output), timeout)
-        except asyncio.TimeoutError:
-            await _kill(proc, output)
-            return ToolResult(output.render(f"[timed out after {timeout} s]"), is_error=True)
-        except asyncio.CancelledError:
-            await _kill(proc, output)
-            raise
-        if returncode != 0:
-            return ToolResult(output.render(f"[exit code {returncode}]"), is_error=True)
-        return ToolResult(output.render())
+
+async def run_command(
+    cmd: str, *, cwd: str, env: Mapping[str, str], timeout: float | None, max_output: int
+) -> ToolResult:
+    """Run ``cmd`` with ``/bin/sh`` as the module docstring says (own process group, bounded
+    output, killed on timeout or cancel); a non-zero exit is an error result."""
+    output = _BoundedOutput(max_output)
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            cmd,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    try:
+        proc = await asyncio.shield(spawn)
+    except OSError as exc:
+        # The child reports a failed chdir here, so this also covers a missing directory
+        # without a separate (blocking) check on the event loop.
+        reason = exc.strerror or str(exc)
+        return ToolResult(f"Could not run the command in {cwd}: {reason}", is_error=True)
+    except asyncio.CancelledError:
+        # The command may already run (and have started children) while asyncio still
+        # connects its pipes; asyncio's own clean-up would kill only the shell, so finish
+        # the start and kill the whole group.
+        with suppress(OSError):
+            await _kill(await spawn, output)
+        raise
+
+    try:
+        returncode = await asyncio.wait_for(_collect(proc, output), timeout)
+    except asyncio.TimeoutError:
+        await _kill(proc, output)
+        return ToolResult(output.render(f"[timed out after {timeout} s]"), is_error=True)
+    except asyncio.CancelledError:
+        await _kill(proc, output)
+        raise
+    if returncode != 0:
+        return ToolResult(output.render(f"[exit code {returncode}]"), is_error=True)
+    return ToolResult(output.render())
 
 
 def _resolve_cwd(base: str, cwd: str) -> str:

@@ -348,7 +348,7 @@ INVALID = [
     pytest.param(
         "agents: {root: {model: a/b, toolsets: [{type: shell}, {type: browser}]}}",
         "agents.root.toolsets[1].type",
-        "unsupported toolset type 'browser' (supported: filesystem, mcp, shell, think, todo)",
+        "unsupported toolset type 'browser' (supported: fetch, filesystem, ",
         id="toolset-unsupported",
     ),
     pytest.param(

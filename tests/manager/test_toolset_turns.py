@@ -1,0 +1,55 @@
+"""memory and user_prompt inside real turns: state across sessions, questions to the user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .turn_helpers import of_type, open_manager, read_until, run_turn, user, write_agent
+
+
+def call_text(tool: str, **arguments: object) -> str:
+    return f"call `{tool}` with {json.dumps(arguments)}"
+
+
+async def test_memories_outlive_the_session_and_the_server(tmp_path: Path) -> None:
+    write_agent(tmp_path / "agents", "rememberer", toolsets=["memory"])
+    add = call_text("add_memory", memory="The user's cat is called Tom")
+    async with open_manager(tmp_path) as mgr:
+        first = await mgr.create_session({})
+        events = await run_turn(mgr, first.id, add, agent="rememberer")
+        assert of_type(events, "tool_call_confirmation")  # adding asks
+        assert not of_type(events, "tool_call_response")[0]["result"]["is_error"]
+    assert (tmp_path / "memory" / "rememberer" / "memory.db").is_file()  # beside s.db
+
+    async with open_manager(tmp_path) as mgr:  # a restart, and a new session
+        second = await mgr.create_session({})
+        events = await run_turn(mgr, second.id, "call `get_memories`", agent="rememberer")
+        assert not of_type(events, "tool_call_confirmation")  # reading does not
+        [response] = of_type(events, "tool_call_response")
+        [memory] = json.loads(response["result"]["output"])
+        assert memory["memory"] == "The user's cat is called Tom"
+
+
+async def test_user_prompt_is_an_elicitation(tmp_path: Path) -> None:
+    write_agent(tmp_path / "agents", "asker", toolsets=["user_prompt"])
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        text = call_text("user_prompt", message="Which city?", schema=schema)
+        stream = await mgr.run_session(session.id, "asker", "", user(text))
+        before = await read_until(stream, "elicitation_request")
+        assert not of_type(before, "tool_call_confirmation")  # read-only: no approval
+        request = before[-1]
+        assert (request["message"], request["schema"], request["mode"]) == (
+            "Which city?",
+            schema,
+            "form",
+        )
+        await mgr.resume_elicitation(session.id, "accept", {"city": "Lyon"})
+        rest = await read_until(stream, "stream_stopped")
+        [response] = of_type(rest, "tool_call_response")
+        assert json.loads(response["result"]["output"]) == {
+            "action": "accept",
+            "content": {"city": "Lyon"},
+        }
