@@ -19,7 +19,7 @@ async def test_memories_outlive_the_session_and_the_server(tmp_path: Path) -> No
         first = await mgr.create_session({})
         events = await run_turn(mgr, first.id, add, agent="rememberer")
         assert of_type(events, "tool_call_confirmation")  # adding asks
-        assert not of_type(events, "tool_call_response")[0]["result"]["is_error"]
+        assert not of_type(events, "tool_call_response")[0]["result"]["isError"]
     assert (tmp_path / "memory" / "rememberer" / "memory.db").is_file()  # beside s.db
 
     async with open_manager(tmp_path) as mgr:  # a restart, and a new session
