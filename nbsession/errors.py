@@ -13,6 +13,8 @@ class NBSessionError(Exception):
     """Base class: carries the SPEC error ``code`` and a sentence meant for a person."""
 
     code: ClassVar[str] = "internal"
+    status: int | None = None
+    """The HTTP status the error came with (or would have): the SDK sets it on what it raises."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

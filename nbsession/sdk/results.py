@@ -1,0 +1,301 @@
+"""What the SDK hands back: events, turn results and the summaries of lists.
+
+Plain dataclasses built from the JSON the server sends (SPEC 4), the same for both transports.
+``TurnBuilder`` folds a turn's events into a ``TurnResult``; it is the one place that knows
+which event means what for a turn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of a session's stream: its ``seq`` (None for ``gap``), ``type`` and JSON.
+
+    ``event["content"]`` reads a field. A ``gap`` event carries the ``snapshot`` the stream
+    re-read to resync (SPEC 3): events up to its ``last_event_seq`` are in that snapshot.
+    """
+
+    seq: int | None
+    type: str
+    data: Mapping[str, Any]
+    snapshot: Mapping[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @classmethod
+    def parse(cls, seq: int | None, payload: bytes | str) -> Event:
+        data = json.loads(payload)
+        return cls(seq, data.get("type", ""), data)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A row of ``client.sessions()``: what a session list shows, read without messages."""
+
+    id: str
+    title: str
+    created_at: str
+    num_messages: int
+    input_tokens: int
+    output_tokens: int
+    working_dir: str
+    starred: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionInfo:
+        return cls(
+            id=data["id"],
+            title=data.get("title", ""),
+            created_at=str(data.get("created_at", "")),
+            num_messages=int(data.get("num_messages", len(data.get("messages") or []))),
+            input_tokens=int(data.get("input_tokens", 0)),
+            output_tokens=int(data.get("output_tokens", 0)),
+            working_dir=data.get("working_dir", ""),
+            starred=bool(data.get("starred", False)),
+        )
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent source the server offers (``client.agents()``)."""
+
+    name: str
+    description: str
+    multi: bool
+    commands: list[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentInfo:
+        commands = data.get("commands") or []
+        if isinstance(commands, Mapping):
+            commands = list(commands)
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            multi=bool(data.get("multi", False)),
+            commands=[c if isinstance(c, str) else str(c.get("name", c)) for c in commands],
+        )
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The answer to ``session.follow_up()``: ``queued_streaming``, ``queued_idle`` or
+    ``duplicate`` (an ``idempotency_key`` already delivered)."""
+
+    status: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Usage as the turn's last ``token_usage`` event reports it: the session's totals after
+    the turn (as docker-agent reports them) and the size of the last model call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    context_length: int = 0
+    context_limit: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(
+            input_tokens=int(data.get("input_tokens", 0)),
+            output_tokens=int(data.get("output_tokens", 0)),
+            cost=float(data.get("cost", 0.0) or 0.0),
+            context_length=int(data.get("context_length", 0)),
+            context_limit=int(data.get("context_limit", 0)),
+        )
+
+
+@dataclass
+class ToolCallResult:
+    """A tool call of the turn: what the model asked for and what came back.
+
+    ``output`` is None while the call has no result (the turn was cut short).
+    """
+
+    id: str
+    name: str
+    arguments: Any
+    """The parsed JSON arguments (the raw string when they are not JSON)."""
+    needed_approval: bool = False
+    output: str | None = None
+    is_error: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """What a paused turn waits for: a tool approval or an elicitation answer (each request
+    is its own object: compared by identity)."""
+
+    kind: str  # "approval" | "elicitation"
+    session_id: str
+    tool: str = ""
+    arguments: Any = None
+    tool_call_id: str = ""
+    message: str = ""
+    schema: Mapping[str, Any] | None = None
+    elicitation_id: str = ""
+
+
+@dataclass
+class TurnResult:
+    """One turn as it ended. ``str(result)`` is the final answer.
+
+    ``stop_reason`` is the ``stream_stopped`` reason (``normal``, ``error``, ``canceled``), or
+    ``session_exited`` when the session was deleted under the turn. ``events`` are every event
+    of the turn, in order.
+    """
+
+    session_id: str
+    text: str = ""
+    """The assistant's last message (what it said after its last tool call)."""
+    reasoning: str = ""
+    tool_calls: list[ToolCallResult] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = ""
+    error: str | None = None
+    title: str | None = None
+    """The title generated during this turn, if one was."""
+    events: list[Event] = field(default_factory=list)
+    gap: bool = False
+    """Some of the turn's events were lost to a ``gap`` (the text may be incomplete)."""
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def ok(self) -> bool:
+        return self.stop_reason == "normal" and self.error is None
+
+    @property
+    def first_seq(self) -> int | None:
+        return next((e.seq for e in self.events if e.seq is not None), None)
+
+    @property
+    def last_seq(self) -> int | None:
+        return next((e.seq for e in reversed(self.events) if e.seq is not None), None)
+
+
+def _arguments(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return raw
+    return raw
+
+
+_NOT_AN_ANSWER = frozenset(
+    {
+        "tool_call_confirmation",
+        "elicitation_request",
+        "token_usage",
+        "partial_tool_call",
+        "session_title",
+    }
+)
+"""Events that may come while a turn waits without meaning that its question was answered."""
+
+
+class TurnBuilder:
+    """Folds one turn's events into a ``TurnResult``; ``feed`` says when the turn is over.
+
+    The turn ends at its ``stream_stopped`` (or at ``session_exited``). ``pending`` is what the
+    turn waits for now: set by a confirmation or an elicitation request, cleared by whatever
+    shows it was answered (the call's result, any later model output, the turn's end).
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.result = TurnResult(session_id)
+        self.pending: Pending | None = None
+        self.done = False
+        self._calls: dict[str, ToolCallResult] = {}
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+
+    def feed(self, event: Event) -> bool:
+        """Take one event; True once the turn has ended."""
+        if self.done:
+            return True
+        result = self.result
+        result.events.append(event)
+        kind = event.type
+        if self.pending is not None and kind not in _NOT_AN_ANSWER:
+            self.pending = None
+        if kind == "agent_choice":
+            self._text.append(event.get("content", ""))
+        elif kind == "agent_choice_reasoning":
+            self._reasoning.append(event.get("content", ""))
+        elif kind in ("tool_call", "tool_call_confirmation"):
+            call = self._call(event)
+            if kind == "tool_call_confirmation":
+                call.needed_approval = True
+                self.pending = Pending(
+                    "approval",
+                    result.session_id,
+                    tool=call.name,
+                    arguments=call.arguments,
+                    tool_call_id=call.id,
+                )
+            self._end_message()
+        elif kind == "tool_call_response":
+            call = self._call(event)
+            outcome = event.get("result") or {}
+            call.output = outcome.get("output", event.get("response", ""))
+            call.is_error = bool(outcome.get("isError", outcome.get("is_error", False)))
+        elif kind == "elicitation_request":
+            self.pending = Pending(
+                "elicitation",
+                result.session_id,
+                message=event.get("message", ""),
+                schema=event.get("schema"),
+                elicitation_id=event.get("elicitation_id", ""),
+            )
+        elif kind == "token_usage":
+            result.usage = Usage.from_json(event.get("usage") or {})
+        elif kind == "session_title":
+            result.title = event.get("title")
+        elif kind == "error":
+            result.error = str(event.get("error", ""))
+        elif kind == "gap":
+            result.gap = True
+        elif kind in ("stream_stopped", "session_exited"):
+            result.stop_reason = event.get("reason", "") if kind == "stream_stopped" else kind
+            self._finish()
+        return self.done
+
+    def _call(self, event: Event) -> ToolCallResult:
+        raw = event.get("tool_call") or {}
+        call_id = raw.get("id") or event.get("tool_call_id", "")
+        call = self._calls.get(call_id)
+        if call is None:
+            function = raw.get("function") or {}
+            call = ToolCallResult(
+                call_id, function.get("name", ""), _arguments(function.get("arguments", ""))
+            )
+            self._calls[call_id] = call
+            self.result.tool_calls.append(call)
+        return call
+
+    def _end_message(self) -> None:
+        """A tool call closes the assistant message before it: the final text comes later."""
+        if self._text:
+            self._text.clear()
+
+    def _finish(self) -> None:
+        self.done = True
+        self.pending = None
+        self.result.text = "".join(self._text)
+        self.result.reasoning = "".join(self._reasoning)

@@ -1,0 +1,556 @@
+"""Sessions and turns: ``AsyncSession``/``AsyncTurn`` and their sync twins ``Session``/``Turn``.
+
+The async classes hold the logic, over a ``Transport``. The sync classes run the same
+coroutines on the SDK's loop thread (``_runner``), so they work in a notebook cell, whose
+kernel loop is already running, and in a plain script alike. Naming follows httpx: a class
+and its ``Async`` twin have the same methods, awaited or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import display
+from ._runner import LoopThread, wait
+from .errors import NBSessionError, SessionNotRunning, TurnFailed
+from .results import Event, FollowUp, Pending, TurnBuilder, TurnResult
+from .stream import EventStream
+from .transport import Transport
+
+T = TypeVar("T")
+
+DEFAULT_AGENT = "default"
+CANCEL_GRACE = 10.0
+"""Seconds an interrupted ``run()`` waits for the cancelled turn to stop before it re-raises."""
+
+
+def _user(text: str) -> list[dict[str, Any]]:
+    if not isinstance(text, str):
+        raise TypeError(f"A prompt is a string, not {type(text).__name__}.")
+    return [{"role": "user", "content": text}]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    ref: str
+    name: str
+    provider: str
+    model: str
+    is_default: bool
+    is_current: bool
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models the session's current agent can use (``GET .../models``)."""
+
+    agent: str
+    current_model_ref: str
+    models: list[ModelChoice]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Models:
+        return cls(
+            agent=data.get("agent", ""),
+            current_model_ref=data.get("current_model_ref", ""),
+            models=[
+                ModelChoice(
+                    ref=m.get("ref", ""),
+                    name=m.get("name", ""),
+                    provider=m.get("provider", ""),
+                    model=m.get("model", ""),
+                    is_default=bool(m.get("is_default", False)),
+                    is_current=bool(m.get("is_current", False)),
+                )
+                for m in data.get("models") or []
+            ],
+        )
+
+
+def approval_hint(pending: Pending, where: str) -> str:
+    """What a person reads when a turn waits and no pane shows it: what, and how to answer."""
+    sid = pending.session_id
+    if pending.kind == "approval":
+        args = json.dumps(pending.arguments, ensure_ascii=False)
+        if len(args) > 300:
+            args = args[:300] + "…"
+        return (
+            f"[nbsession] Session {sid} waits for approval: {pending.tool}({args})\n"
+            f"  Answer from the sidebar or a pane, or from another thread, kernel or script "
+            f"with session.approve(), .approve_session(), .approve_tool({pending.tool!r}) or "
+            f".reject('reason'), or over REST: POST {where}/api/sessions/{sid}/resume "
+            '{"confirmation": "approve"}. Interrupt to cancel the turn.'
+        )
+    return (
+        f"[nbsession] Session {sid} asks: {pending.message}\n"
+        f"  Answer with session.answer({{...}}) or session.decline() (from another thread, "
+        f"kernel or script), or over REST: POST {where}/api/sessions/{sid}/elicitation. "
+        "Interrupt to cancel the turn."
+    )
+
+
+class AsyncTurn:
+    """A started turn, followed in a task of the loop it was started on.
+
+    ``await turn.result()`` gives the ``TurnResult`` (raising ``TurnFailed`` if the turn
+    ended with an error); ``turn.pending`` is what it waits for now, if anything.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        stream: EventStream,
+        on_pending: Callable[[Pending], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.start_seq = stream.last_seq
+        """Events after this seq belong to this turn (None: from the start of the log)."""
+        self._stream = stream
+        self._builder = TurnBuilder(session.id)
+        self._on_pending = on_pending
+        self._on_end = on_end
+        self._task = asyncio.ensure_future(self._follow())
+        self._task.add_done_callback(self._ended)
+
+    async def _follow(self) -> TurnResult:
+        builder = self._builder
+        try:
+            while not builder.done:
+                batch = await self._stream.next_batch()
+                if not batch:
+                    break
+                for event in batch:
+                    before = builder.pending
+                    builder.feed(event)
+                    if self.start_seq is None and event.seq is not None:
+                        self.start_seq = event.seq - 1
+                    pending = builder.pending
+                    if pending is not None and pending is not before and self._on_pending:
+                        self._on_pending(pending)
+                    if builder.done:
+                        break
+        finally:
+            await self._stream.aclose()
+        return builder.result
+
+    def _ended(self, task: asyncio.Future[TurnResult]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved here; result() raises it again for its caller
+        if self._on_end is not None:
+            self._on_end()
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    @property
+    def pending(self) -> Pending | None:
+        return self._builder.pending
+
+    @property
+    def events(self) -> list[Event]:
+        """The turn's events so far."""
+        return list(self._builder.result.events)
+
+    async def result(self) -> TurnResult:
+        result = await asyncio.shield(self._task)
+        if result.error is not None and result.stop_reason == "error":
+            raise TurnFailed(f"The turn failed: {result.error}", result)
+        return result
+
+    async def cancel(self) -> None:
+        """Cancel the turn (a turn that already ended is left as it is)."""
+        if self.done:
+            return
+        with contextlib.suppress(SessionNotRunning):
+            await self.session.cancel()
+
+    async def _stopped(self, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+
+
+class AsyncSession:
+    """One session over a transport. ``agent`` is the agent source its runs use."""
+
+    def __init__(self, transport: Transport, session_id: str, agent: str = DEFAULT_AGENT) -> None:
+        self._transport = transport
+        self.id = session_id
+        self.agent = agent
+        self._next_model = ""
+
+    def __repr__(self) -> str:
+        return f"<AsyncSession {self.id} agent={self.agent!r} on {self._transport.where}>"
+
+    # -- turns ----------------------------------------------------------------------------
+
+    async def start(
+        self,
+        prompt: str,
+        model: str | None = None,
+        *,
+        on_pending: Callable[[Pending], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> AsyncTurn:
+        """Start a turn and return it at once (``run(..., wait=False)`` shows a pane too).
+
+        ``on_pending`` is called (on this loop) each time the turn starts waiting for an
+        answer; ``on_end`` once it is over.
+        """
+        ref = model or self._next_model
+        messages = _user(prompt)
+        transport, sid, agent = self._transport, self.id, self.agent
+        source = await transport.start_turn(sid, agent, messages, ref)
+        if ref == self._next_model:
+            self._next_model = ""  # applied: the server keeps it as the session's override
+        stream = EventStream(transport, sid, opener=_returning(source))
+        return AsyncTurn(self, stream, on_pending, on_end)
+
+    async def run(
+        self, prompt: str, model: str | None = None, wait: bool = True, display: bool = True
+    ) -> Any:
+        """Run a turn; with ``wait`` return its ``TurnResult``, else the running ``AsyncTurn``.
+
+        ``model`` switches the agent's model from this turn on (a bad ref raises
+        ``InvalidRequest`` and nothing is sent). A cancelled wait cancels the turn.
+        """
+        waiting = {"pane": None, "wait": wait}
+
+        def hint(pending: Pending) -> None:
+            if waiting["wait"] and waiting["pane"] is None:
+                print(approval_hint(pending, self._transport.where), flush=True)
+
+        turn = await self.start(prompt, model, on_pending=hint)
+        waiting["pane"] = _show(self, turn, display)
+        if not wait:
+            return turn
+        try:
+            return await turn.result()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await asyncio.shield(self._interrupt(turn))
+            raise
+
+    async def _interrupt(self, turn: AsyncTurn) -> None:
+        await turn.cancel()
+        await turn._stopped(CANCEL_GRACE)
+
+    def events(self, since: int | None = None) -> EventStream:
+        """The session's events after ``since`` (all buffered ones if None), then live ones.
+
+        ``async for event in session.events()``: each event once, in order, across dropped
+        connections; a ``gap`` event (with ``event.snapshot``) when some were lost. Ends after
+        ``session_exited``.
+        """
+        return EventStream(self._transport, self.id, since)
+
+    # -- answers --------------------------------------------------------------------------
+
+    async def approve(self) -> None:
+        """Run the pending tool call."""
+        await self._transport.resume(self.id, "approve", "", "")
+
+    async def approve_session(self) -> None:
+        """Run it, and every later tool call of this session without asking."""
+        await self._transport.resume(self.id, "approve-session", "", "")
+
+    async def approve_tool(self, name: str) -> None:
+        """Run it, and always allow the tool ``name`` in this session."""
+        await self._transport.resume(self.id, "approve-tool", "", name)
+
+    async def reject(self, reason: str = "") -> None:
+        """Refuse the pending call; the model is told, with ``reason``, and goes on."""
+        await self._transport.resume(self.id, "reject", reason, "")
+
+    async def answer(self, content: Mapping[str, Any], elicitation_id: str = "") -> None:
+        """Accept the pending elicitation with ``content`` (an object matching its schema)."""
+        await self._transport.elicitation(self.id, "accept", content, elicitation_id)
+
+    async def decline(self, elicitation_id: str = "") -> None:
+        await self._transport.elicitation(self.id, "decline", None, elicitation_id)
+
+    async def steer(self, text: str) -> None:
+        """Add ``text`` to the running turn, before its next model call."""
+        await self._transport.steer(self.id, _user(text))
+
+    async def follow_up(self, text: str, idempotency_key: str | None = None) -> FollowUp:
+        """Queue ``text`` for its own turn after the current one (or now, if idle)."""
+        reply = await self._transport.follow_up(self.id, _user(text), idempotency_key or "")
+        return FollowUp(reply.get("status", ""), bool(reply.get("duplicate", False)))
+
+    async def cancel(self) -> None:
+        """Stop the running turn (``SessionNotRunning`` if none runs)."""
+        await self._transport.cancel(self.id)
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def models(self) -> Models:
+        return Models.from_json(await self._transport.models(self.id))
+
+    async def set_model(self, ref: str) -> None:
+        """Use model ``ref`` from the next turn on; that turn validates and keeps it."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise TypeError("A model ref is a non-empty string such as 'openai/gpt-4o'.")
+        self._next_model = ref.strip()
+
+    # -- state ----------------------------------------------------------------------------
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Stored and live state, with ``last_event_seq`` (the point ``events()`` resyncs to)."""
+        return await self._transport.snapshot(self.id)
+
+    async def messages(self) -> list[dict[str, Any]]:
+        """The conversation as stored: ``{id, agentName, message: {role, content, ...}}``."""
+        return list((await self.snapshot()).get("messages") or [])
+
+    async def recovery(self) -> dict[str, Any]:
+        """Every stored field (the full item tree), versioned for ``import_notebook``."""
+        return await self._transport.recovery(self.id)
+
+    async def status(self) -> dict[str, Any]:
+        return await self._transport.status(self.id)
+
+    async def rename(self, title: str) -> None:
+        await self._transport.set_title(self.id, title)
+
+    async def star(self, starred: bool = True) -> None:
+        await self._transport.set_starred(self.id, starred)
+
+    async def export_notebook(self, path: str | os.PathLike[str]) -> str:
+        """Write the session as an .ipynb file (SPEC 6); returns the path written."""
+        notebook = await self._transport.notebook(self.id)
+        target = os.fspath(path)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        await asyncio.to_thread(_write, target, text)
+        return target
+
+    async def delete(self) -> None:
+        """Delete the session (its running turn is cancelled first)."""
+        await self._transport.delete_session(self.id)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _returning(source: Any) -> Callable[[], Any]:
+    async def opener() -> Any:
+        return source
+
+    return opener
+
+
+def _show(session: Any, turn: Any, enabled: bool) -> Any:
+    """The pane for ``turn``; a pane that fails to open leaves the turn to the plain SDK."""
+    if not enabled:
+        return None
+    try:
+        return display.open_pane(session, turn)
+    except Exception as exc:
+        print(f"[nbsession] no live pane: {exc}", file=sys.stderr)
+        return None
+
+
+# -- sync twins ----------------------------------------------------------------------------
+
+
+def _blocking(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The sync twin of an ``AsyncSession`` method: same name, signature and docstring."""
+
+    @functools.wraps(method)
+    def call(self: Session, *args: Any, **kwargs: Any) -> Any:
+        return self._runner.run(getattr(self._aio, method.__name__)(*args, **kwargs))
+
+    return call
+
+
+_DONE = object()
+
+
+class Turn:
+    """A running turn seen from sync code: ``turn.result()`` waits for its ``TurnResult``."""
+
+    def __init__(self, session: Session, runner: LoopThread, notices: queue.Queue[Any]) -> None:
+        self.session = session
+        self._runner = runner
+        self._notices = notices
+        self._aio: AsyncTurn | None = None
+        self._pane: Any = None
+
+    @property
+    def start_seq(self) -> int | None:
+        assert self._aio is not None
+        return self._aio.start_seq
+
+    @property
+    def done(self) -> bool:
+        return self._aio is not None and self._aio.done
+
+    @property
+    def pending(self) -> Pending | None:
+        return self._aio.pending if self._aio is not None else None
+
+    @property
+    def events(self) -> list[Event]:
+        return self._aio.events if self._aio is not None else []
+
+    def result(self, timeout: float | None = None) -> TurnResult:
+        """Wait for the turn's end; while it waits for an answer and no pane shows the
+        question, say so once. An interrupt (the notebook's stop button) cancels the turn,
+        waits for it to stop, then propagates."""
+        assert self._aio is not None
+        printed: set[int] = set()
+        try:
+            while True:
+                try:
+                    notice = self._notices.get(timeout=timeout)
+                except queue.Empty:
+                    raise TimeoutError(f"The turn did not end within {timeout} s.") from None
+                if notice is _DONE:
+                    self._notices.put(_DONE)  # for a later result() call
+                    return self._runner.run(self._aio.result())
+                if self._pane is None and id(notice) not in printed and self.pending is notice:
+                    print(approval_hint(notice, self.session.where), flush=True)
+                    printed.add(id(notice))
+        except KeyboardInterrupt:
+            self.cancel()
+            with contextlib.suppress(Exception):
+                wait(self._runner.submit(self._aio._stopped(CANCEL_GRACE)))
+            raise
+
+    def cancel(self) -> None:
+        assert self._aio is not None
+        self._runner.run(self._aio.cancel())
+
+
+class Session:
+    """One session, sync; ``session.aio`` is the ``AsyncSession`` it runs (on the SDK loop)."""
+
+    def __init__(self, aio: AsyncSession, runner: LoopThread) -> None:
+        self._aio = aio
+        self._runner = runner
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} agent={self.agent!r} on {self.where}>"
+
+    @property
+    def id(self) -> str:
+        return self._aio.id
+
+    @property
+    def agent(self) -> str:
+        return self._aio.agent
+
+    @agent.setter
+    def agent(self, value: str) -> None:
+        self._aio.agent = value
+
+    @property
+    def where(self) -> str:
+        """The server URL (or local store) the session lives on."""
+        return self._aio._transport.where
+
+    def start(self, prompt: str, model: str | None = None) -> Turn:
+        """Start a turn and return it at once, without a pane."""
+        return self._start(prompt, model)
+
+    def _start(self, prompt: str, model: str | None) -> Turn:
+        notices: queue.Queue[Any] = queue.Queue()
+        turn = Turn(self, self._runner, notices)
+        turn._aio = self._runner.run(
+            self._aio.start(
+                prompt, model, on_pending=notices.put, on_end=lambda: notices.put(_DONE)
+            )
+        )
+        return turn
+
+    def run(
+        self, prompt: str, model: str | None = None, wait: bool = True, display: bool = True
+    ) -> Any:
+        """Run a turn; with ``wait`` return its ``TurnResult``, else the running ``Turn``.
+
+        A registered pane (the widgets) shows the turn live; without one, a turn that waits
+        for an approval says so once and keeps waiting for an answer from anywhere.
+        ``print(session.run(...))`` prints the answer.
+        """
+        turn = self._start(prompt, model)
+        turn._pane = _show(self, turn, display)
+        return turn.result() if wait else turn
+
+    def events(self, since: int | None = None) -> EventIterator:
+        """The session's events, each once, in order, across drops (see ``AsyncSession``)."""
+        return EventIterator(self._aio.events(since), self._runner)
+
+    approve = _blocking(AsyncSession.approve)
+    approve_session = _blocking(AsyncSession.approve_session)
+    approve_tool = _blocking(AsyncSession.approve_tool)
+    reject = _blocking(AsyncSession.reject)
+    answer = _blocking(AsyncSession.answer)
+    decline = _blocking(AsyncSession.decline)
+    steer = _blocking(AsyncSession.steer)
+    follow_up = _blocking(AsyncSession.follow_up)
+    cancel = _blocking(AsyncSession.cancel)
+    models = _blocking(AsyncSession.models)
+    set_model = _blocking(AsyncSession.set_model)
+    snapshot = _blocking(AsyncSession.snapshot)
+    messages = _blocking(AsyncSession.messages)
+    recovery = _blocking(AsyncSession.recovery)
+    status = _blocking(AsyncSession.status)
+    rename = _blocking(AsyncSession.rename)
+    star = _blocking(AsyncSession.star)
+    export_notebook = _blocking(AsyncSession.export_notebook)
+    delete = _blocking(AsyncSession.delete)
+
+
+class EventIterator:
+    """``for event in session.events()``: batches are fetched on the SDK loop, events handed
+    out here, so a fast stream costs one thread hop per batch, not per event."""
+
+    def __init__(self, stream: EventStream, runner: LoopThread) -> None:
+        self._stream = stream
+        self._runner = runner
+        self._batch: Iterator[Event] = iter(())
+        self._lock = threading.Lock()
+
+    @property
+    def last_seq(self) -> int | None:
+        return self._stream.last_seq
+
+    @property
+    def reconnects(self) -> int:
+        return self._stream.reconnects
+
+    def __iter__(self) -> EventIterator:
+        return self
+
+    def __next__(self) -> Event:
+        with self._lock:
+            for event in self._batch:
+                return event
+            batch = self._runner.run(self._stream.next_batch())
+            if not batch:
+                raise StopIteration
+            self._batch = iter(batch)
+            return next(self._batch)
+
+    def close(self) -> None:
+        """Close the connection (the session goes on)."""
+        with contextlib.suppress(NBSessionError, RuntimeError):
+            self._runner.run(self._stream.aclose())
+
+    def __enter__(self) -> EventIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
