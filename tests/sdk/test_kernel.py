@@ -1,0 +1,181 @@
+"""The SDK inside a real kernel that a real Jupyter server started, driven as a front end does.
+
+The kernel is created with the server's ``/api/kernels`` and its cells are sent over the
+server's websocket channels; ``nbsession.connect()`` in it takes no arguments.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import nbsession
+from tests.server.test_live_server import Server
+
+from .conftest import SERVER_TOKEN
+from .helpers import Execution, ServerKernel
+
+
+@pytest.fixture(scope="module")
+def kernel(live: Server) -> Iterator[ServerKernel]:
+    started = ServerKernel(f"http://127.0.0.1:{live.port}", SERVER_TOKEN)
+    started.execute("import nbsession").check()
+    yield started
+    started.close()
+
+
+def _cell(code: str) -> str:
+    return textwrap.dedent(code).strip()
+
+
+def test_connect_without_arguments_and_run(kernel: ServerKernel, sdk_home: Path) -> None:
+    out = kernel.execute(
+        _cell(
+            """
+            from nbsession.sdk.discovery import find_server
+            print(find_server().source)
+            client = nbsession.connect()
+            session = client.create_session()
+            print(session.run("what is 17*23"))
+            """
+        )
+    ).check()
+    source, answer = out.stdout.split("\n", 1)
+    assert Path(source).parent == sdk_home / "runtime" and Path(source).name.startswith("jpserver-")
+    assert "391" in answer
+
+
+def _in_background(kernel: ServerKernel, code: str) -> tuple[threading.Thread, list[Execution]]:
+    done: list[Execution] = []
+    thread = threading.Thread(target=lambda: done.append(kernel.execute(_cell(code))))
+    thread.start()
+    return thread, done
+
+
+def _wait_for_confirmation(session: nbsession.Session) -> None:
+    with session.events() as events:
+        next(e for e in events if e.type == "tool_call_confirmation")
+
+
+def test_run_blocks_until_approved_over_rest(
+    kernel: ServerKernel, client: nbsession.Client, live: Server
+) -> None:
+    session = client.create_session()
+    thread, done = _in_background(
+        kernel,
+        f"""
+        result = nbsession.connect().session({session.id!r}).run("list the files")
+        print("tool output:", bool(result.tool_calls[0].output), result.stop_reason)
+        """,
+    )
+    _wait_for_confirmation(session)
+    with live.client(SERVER_TOKEN) as http:
+        reply = http.post(f"/api/sessions/{session.id}/resume", json={"confirmation": "approve"})
+        assert reply.status_code == 200
+    thread.join(timeout=90)
+    out = done[0].check().stdout
+    assert out.count("waits for approval: shell") == 1
+    assert "tool output: True normal" in out
+
+
+def test_interrupt_cancels_the_turn(kernel: ServerKernel, client: nbsession.Client) -> None:
+    session = client.create_session()
+    thread, done = _in_background(
+        kernel, f'nbsession.connect().session({session.id!r}).run("list the files")'
+    )
+    _wait_for_confirmation(session)
+    kernel.interrupt()
+    thread.join(timeout=90)
+    assert done[0].ename == "KeyboardInterrupt"
+    with session.events(since=0) as events:
+        stopped = next(e for e in events if e.type == "stream_stopped")
+    assert stopped["reason"] == "canceled"
+    assert session.status()["streaming"] is False
+
+
+def test_typed_errors_in_the_kernel(kernel: ServerKernel) -> None:
+    out = kernel.execute(
+        _cell(
+            """
+            from nbsession.sdk.errors import InvalidRequest, SessionBusy, UnknownSession
+            client = nbsession.connect()
+            try:
+                client.session("nope")
+            except UnknownSession as e:
+                print("unknown", e.code, e.status)
+            s = client.create_session()
+            try:
+                s.run("hi", model="nosuchprovider/x")
+            except InvalidRequest as e:
+                print("bad model", e.code, e.status)
+            turn = s.run("list the files", wait=False)
+            try:
+                s.run("again")
+            except SessionBusy as e:
+                print("busy", e.code, e.status)
+            s.cancel()
+            print(turn.result().stop_reason)
+            """
+        )
+    ).check()
+    lines = [line for line in out.stdout.splitlines() if not line.startswith(("[nbsession]", " "))]
+    assert lines == [
+        "unknown unknown_session 404",
+        "bad model invalid_request 400",
+        "busy session_busy 409",
+        "canceled",
+    ]
+
+
+def test_local_in_the_kernel(kernel: ServerKernel) -> None:
+    out = kernel.execute(
+        _cell(
+            """
+            local = nbsession.local()
+            s = local.create_session()
+            print(s.run("what is 17*23"))
+            print(len(local.sessions()))
+            local.close()
+            """
+        )
+    ).check()
+    assert "391" in out.stdout and out.stdout.rstrip().endswith("1")
+
+
+def test_local_in_a_script(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        _cell(
+            f"""
+            import threading
+            import nbsession
+
+            with nbsession.local(db_path={str(tmp_path / "s.db")!r}) as client:
+                session = client.create_session()
+                print(session.run("what is 17*23"))
+
+                def approve():
+                    for event in session.events():
+                        if event.type == "tool_call_confirmation":
+                            session.approve()
+                            return
+                threading.Thread(target=approve).start()
+                print(session.run("list the files").tool_calls[0].name)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "391" in done.stdout and "shell" in done.stdout
+    assert done.stdout.count("waits for approval") == 1
+    with nbsession.local(db_path=tmp_path / "s.db") as again:  # the store kept both turns
+        (info,) = again.sessions()
+        assert info.num_messages >= 4

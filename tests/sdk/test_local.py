@@ -1,0 +1,64 @@
+"""``nbsession.local()`` in this process: the same API and the same errors as over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+import nbsession
+from nbsession.sdk.errors import InvalidRequest, SessionBusy, SessionNotRunning, UnknownSession
+
+
+@pytest.fixture
+def local() -> Iterator[nbsession.Client]:
+    with nbsession.local() as client:
+        yield client
+
+
+def test_the_bundled_agent_runs_with_no_arguments(local: nbsession.Client) -> None:
+    assert [a.name for a in local.agents()] == ["default"]
+    session = local.create_session(title="local")
+    result = session.run("what is 17*23")
+    assert "391" in str(result) and result.ok
+    assert local.sessions(limit=1)[0].id == session.id
+    assert local.where == "local::memory:"
+
+
+def test_same_typed_errors_as_http(local: nbsession.Client) -> None:
+    with pytest.raises(UnknownSession) as unknown:
+        local.session("nope")
+    assert (unknown.value.code, unknown.value.status) == ("unknown_session", 404)
+    session = local.create_session()
+    with pytest.raises(InvalidRequest) as bad_model:
+        session.run("hi", model="nosuchprovider/x")
+    assert bad_model.value.status == 400
+    with pytest.raises(SessionNotRunning) as idle:
+        session.cancel()
+    assert idle.value.status == 404
+    turn = session.run("list the files", wait=False)
+    with session.events() as events:
+        next(e for e in events if e.type == "tool_call_confirmation")
+    with pytest.raises(SessionBusy) as busy:
+        session.run("again")
+    assert busy.value.status == 409
+    session.approve_session()
+    result = turn.result(timeout=60)
+    assert result.tool_calls[0].output and result.ok
+    assert session.snapshot()["tools_approved"] is True
+
+
+async def test_async_local_from_a_running_loop() -> None:
+    client = await nbsession.AsyncClient.local()
+    try:
+        session = await client.create_session()
+        asked = asyncio.Event()
+        turn = await session.start("list the files", on_pending=lambda _: asked.set())
+        await asyncio.wait_for(asked.wait(), 60)
+        assert turn.pending is not None and turn.pending.tool == "shell"
+        await session.reject("no")
+        result = await turn.result()
+        assert "rejected" in (result.tool_calls[0].output or "")
+    finally:
+        await client.aclose()
