@@ -115,11 +115,12 @@ class AsyncTurn:
     ) -> None:
         self.session = session
         self.start_seq = stream.last_seq
-        """Events after this seq belong to this turn (None: from the start of the log)."""
+        """Events after this seq belong to this turn (known once ``start`` has returned)."""
         self._stream = stream
         self._builder = TurnBuilder(session.id)
         self._on_pending = on_pending
         self._on_end = on_end
+        self._first = asyncio.Event()
         self._task = asyncio.ensure_future(self._follow())
         self._task.add_done_callback(self._ended)
 
@@ -135,6 +136,7 @@ class AsyncTurn:
                     builder.feed(event)
                     if self.start_seq is None and event.seq is not None:
                         self.start_seq = event.seq - 1
+                        self._first.set()
                     pending = builder.pending
                     if pending is not None and pending is not before and self._on_pending:
                         self._on_pending(pending)
@@ -143,6 +145,14 @@ class AsyncTurn:
         finally:
             await self._stream.aclose()
         return builder.result
+
+    async def _opened(self) -> None:
+        """Until the turn's first event is in (``start_seq`` is known) or the turn is over."""
+        first = asyncio.ensure_future(self._first.wait())
+        try:
+            await asyncio.wait({first, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            first.cancel()
 
     def _ended(self, task: asyncio.Future[TurnResult]) -> None:
         if not task.cancelled():
@@ -215,7 +225,9 @@ class AsyncSession:
         if ref == self._next_model:
             self._next_model = ""  # applied: the server keeps it as the session's override
         stream = EventStream(transport, sid, opener=_returning(source))
-        return AsyncTurn(self, stream, on_pending, on_end)
+        turn = AsyncTurn(self, stream, on_pending, on_end)
+        await turn._opened()
+        return turn
 
     async def run(
         self, prompt: str, model: str | None = None, wait: bool = True, display: bool = True
