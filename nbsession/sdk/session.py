@@ -9,6 +9,7 @@ and its ``Async`` twin have the same methods, awaited or not.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -399,6 +400,13 @@ class Turn:
         self._notices = notices
         self._aio: AsyncTurn | None = None
         self._pane: Any = None
+        self._changed = threading.Condition()
+
+    def _notify(self, notice: Any) -> None:
+        """From the SDK loop: the turn asks something (a ``Pending``) or ended (``_DONE``)."""
+        with self._changed:
+            self._notices.put(notice)
+            self._changed.notify_all()
 
     @property
     def start_seq(self) -> int | None:
@@ -416,6 +424,12 @@ class Turn:
     @property
     def events(self) -> list[Event]:
         return self._aio.events if self._aio is not None else []
+
+    def wait_pending(self, timeout: float | None = None) -> Pending | None:
+        """Wait until the turn asks for an answer (returned) or ends (None)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.pending is not None or self.done, timeout)
+        return self.pending
 
     def result(self, timeout: float | None = None) -> TurnResult:
         """Wait for the turn's end; while it waits for an answer and no pane shows the
@@ -482,7 +496,7 @@ class Session:
         turn = Turn(self, self._runner, notices)
         turn._aio = self._runner.run(
             self._aio.start(
-                prompt, model, on_pending=notices.put, on_end=lambda: notices.put(_DONE)
+                prompt, model, on_pending=turn._notify, on_end=lambda: turn._notify(_DONE)
             )
         )
         return turn
@@ -526,18 +540,18 @@ class Session:
 
 
 class EventIterator:
-    """``for event in session.events()``: batches are fetched on the SDK loop, events handed
-    out here, so a fast stream costs one thread hop per batch, not per event."""
+    """``for event in session.events()``: batches are read on the SDK loop, one batch ahead
+    of the events handed out here, so a fast stream costs no thread hop per event and the
+    reading overlaps the caller's work."""
 
     def __init__(self, stream: EventStream, runner: LoopThread) -> None:
         self._stream = stream
         self._runner = runner
         self._batch: Iterator[Event] = iter(())
+        self._ahead: concurrent.futures.Future[list[Event]] | None = None
         self._lock = threading.Lock()
-
-    @property
-    def last_seq(self) -> int | None:
-        return self._stream.last_seq
+        self.last_seq = stream.last_seq
+        """The seq of the last event handed out (where to resume with ``events(since=...)``)."""
 
     @property
     def reconnects(self) -> int:
@@ -548,16 +562,25 @@ class EventIterator:
 
     def __next__(self) -> Event:
         with self._lock:
-            for event in self._batch:
-                return event
-            batch = self._runner.run(self._stream.next_batch())
-            if not batch:
-                raise StopIteration
-            self._batch = iter(batch)
-            return next(self._batch)
+            event = next(self._batch, None)
+            if event is None:
+                future = self._ahead or self._runner.submit(self._stream.next_batch())
+                self._ahead = None
+                batch = wait(future)
+                if not batch:
+                    raise StopIteration
+                self._ahead = self._runner.submit(self._stream.next_batch())
+                self._batch = iter(batch)
+                event = next(self._batch)
+            if event.seq is not None:
+                self.last_seq = event.seq
+            return event
 
     def close(self) -> None:
         """Close the connection (the session goes on)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
         with contextlib.suppress(NBSessionError, RuntimeError):
             self._runner.run(self._stream.aclose())
 

@@ -41,11 +41,12 @@ class SSEParser:
         self._rest = blocks.pop()
         events = []
         for block in blocks:
-            if block.startswith(b"id: ") and block.count(b"\n") == 1:  # our server's frames
-                id_line, _, payload = block.partition(b"\n")
-                if payload.startswith(b"data: "):
-                    events.append(Event.parse(int(id_line[4:]), payload[6:]))
-                    continue
+            # Our server's frames, "id: N\ndata: {json}", take the short path.
+            head, found, payload = block.partition(b"\ndata: ")
+            if found and head.startswith(b"id: ") and b"\n" not in payload:
+                data = json.loads(payload)
+                events.append(Event(int(head[4:]), data.get("type", ""), data))
+                continue
             event = _parse_block(block)
             if event is not None:
                 events.append(event)

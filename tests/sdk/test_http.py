@@ -70,9 +70,8 @@ def test_approval_from_another_thread_while_run_blocks(
 def test_approval_over_rest_and_rejection(client: nbsession.Client, live: Server) -> None:
     session = client.create_session()
     turn = session.run("list the files", wait=False)
-    with session.events() as events:
-        next(e for e in events if e.type == "tool_call_confirmation")
-    assert turn.pending is not None and turn.pending.tool == "shell"
+    pending = turn.wait_pending(timeout=60)
+    assert pending is not None and (pending.tool, pending.arguments) == ("shell", {"cmd": "ls -la"})
     with live.client(SERVER_TOKEN) as http:
         reply = http.post(
             f"/api/sessions/{session.id}/resume",
