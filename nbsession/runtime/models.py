@@ -112,9 +112,9 @@ AUTO_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("amazon-bedrock", ("AWS_BEARER_TOKEN_BEDROCK", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")),
 )
 AUTO_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "openai": "gpt-5-mini",
-    "google": "gemini-2.5-flash",
+    "anthropic": "claude-sonnet-4-6",
+    "openai": "gpt-5",
+    "google": "gemini-3.5-flash",
     "mistral": "mistral-small-latest",
     "amazon-bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
     "dmr": "ai/qwen3:latest",

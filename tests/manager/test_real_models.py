@@ -484,3 +484,49 @@ async def test_cancel_while_the_model_holds_its_first_byte(
     assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "canceled"
     assert "agent_choice" not in types(events)
     assert roles(session) == ["user"]
+
+
+async def test_anthropic_wire_through_a_providers_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The anthropic provider (its optional SDK) against a loopback Messages API server."""
+    pytest.importorskip("anthropic")
+    from peers.anthropic_server import AnthropicServer
+
+    monkeypatch.setenv("CLAUDE_PROXY_KEY", "proxy-secret")
+    calc = ScriptedToolCall("think", {"thought": "17*23 is 391"}, pieces=3)
+    with AnthropicServer() as server:
+        server.script(
+            Reply(text="Let me think.", tool_calls=[calc], prompt_tokens=1000),
+            Reply(text_chunks=["3", "91"], prompt_tokens=1100, completion_tokens=3),
+        )
+        agent = write(
+            tmp_path,
+            "claude",
+            f"""
+            providers:
+              proxy: {{provider: anthropic, base_url: "{server.url}", token_key: CLAUDE_PROXY_KEY}}
+            agents:
+              root:
+                model: proxy/claude-sonnet-4-6
+                instruction: Think first.
+                toolsets: [{{type: think}}]
+            models: {{}}
+            """,
+        )
+        events = await one_turn(tmp_path, agent, "what is 17*23")
+        requests = list(server.requests)
+    assert events[0]["model"] == "proxy/claude-sonnet-4-6"
+    assert choice_text(events) == "Let me think.391"
+    [call] = of_type(events, "tool_call")
+    assert call["tool_call"]["function"]["name"] == "think"
+    assert json.loads(call["tool_call"]["function"]["arguments"]) == {"thought": "17*23 is 391"}
+    assert of_type(events, "tool_call_response")[0]["result"]["isError"] is False
+    first, second = requests
+    assert first.body["model"] == "claude-sonnet-4-6" and first.body["system"]
+    key = first.headers.get("x-api-key") or first.headers.get("authorization", "")
+    assert key.removeprefix("Bearer ") == "proxy-secret"
+    assert [m["role"] for m in second.body["messages"]] == ["user", "assistant", "user"]
+    usages = [e["usage"] for e in of_type(events, "token_usage")]
+    assert usages[-1]["input_tokens"] == 2100 and usages[-1]["output_tokens"] == 8
+    assert events[-1]["reason"] == "normal"

@@ -12,6 +12,7 @@ tests on any event loop, and kernels alike.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -173,9 +174,9 @@ class OpenAIServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": []})
+                    self.send_json(200, {"object": "list", "data": []})
                 else:
-                    self._json(404, _error_body("Not found", "invalid_request_error"))
+                    self.send_json(404, _error_body("Not found", "invalid_request_error"))
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -183,7 +184,7 @@ class OpenAIServer:
                 try:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
-                    self._json(400, _error_body("Body is not JSON", "invalid_request_error"))
+                    self.send_json(400, _error_body("Body is not JSON", "invalid_request_error"))
                     return
                 request = RecordedRequest(
                     method="POST",
@@ -196,17 +197,9 @@ class OpenAIServer:
                     reply.hold.wait()
                 if reply.first_byte_delay:
                     time.sleep(reply.first_byte_delay)
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._json(404, _error_body(f"No route {self.path}", "invalid_request_error"))
-                elif reply.status >= 400:
-                    message = reply.error_message or "error"
-                    self._json(reply.status, _error_body(message, reply.error_type or "api_error"))
-                elif body.get("stream"):
-                    self._stream(body, reply)
-                else:
-                    self._json(200, _completion(body, reply))
+                server._respond(self, body, reply)
 
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
+            def send_json(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -214,7 +207,8 @@ class OpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+            def send_events(self, frames: Iterator[bytes]) -> None:
+                """Send server-sent events as they are produced."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
@@ -222,15 +216,31 @@ class OpenAIServer:
                 self.end_headers()
                 self.close_connection = True
                 try:
-                    for chunk in _chunks(body, reply):
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    for frame in frames:
+                        self.wfile.write(frame)
                         self.wfile.flush()
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (a cancelled turn)
 
         return Handler
+
+    def _respond(self, handler: Any, body: dict[str, Any], reply: Reply) -> None:
+        """Answer one request in OpenAI's chat-completions format."""
+        if not handler.path.rstrip("/").endswith("/chat/completions"):
+            handler.send_json(404, _error_body(f"No route {handler.path}", "invalid_request_error"))
+        elif reply.status >= 400:
+            message = reply.error_message or "error"
+            handler.send_json(reply.status, _error_body(message, reply.error_type or "api_error"))
+        elif body.get("stream"):
+            chunks = _chunks(body, reply)
+            handler.send_events(
+                itertools.chain((f"data: {json.dumps(c)}\n\n".encode() for c in chunks), [DONE])
+            )
+        else:
+            handler.send_json(200, _completion(body, reply))
+
+
+DONE = b"data: [DONE]\n\n"
 
 
 def _error_body(message: str, error_type: str) -> dict[str, Any]:
