@@ -35,6 +35,11 @@ def _describe(event: dict[str, Any], previous: str) -> str:
         return f"[tool result: {marker}]\n{short}\n"
     if kind == "partial_tool_call":
         return ""
+    if kind == "team_info":
+        agents = ", ".join(agent["name"] for agent in event["available_agents"])
+        return f"\n[team_info] agents: {agents}"
+    if kind == "toolset_info":
+        return f"\n[toolset_info] {event['available_tools']} tools\n"
     details = {k: v for k, v in event.items() if k not in ("type", "timestamp", "agent_name")}
     return f"\n[{kind}] {json.dumps(details)}\n"
 
