@@ -530,3 +530,32 @@ async def test_anthropic_wire_through_a_providers_entry(
     usages = [e["usage"] for e in of_type(events, "token_usage")]
     assert usages[-1]["input_tokens"] == 2100 and usages[-1]["output_tokens"] == 8
     assert events[-1]["reason"] == "normal"
+
+
+async def test_a_fallback_stays_in_use_for_the_cooldown_after_a_refusal(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    """docker-agent's cooldown: after the primary refused (a 4xx) and a fallback answered,
+    the next calls go to the fallback until the cooldown ends."""
+    openai_server.script(Reply.error(429, "slow down"), Reply(text="one"), Reply(text="two"))
+    agent = write(
+        tmp_path,
+        "cool",
+        f"""
+        agents:
+          root:
+            model: a
+            fallback: {{models: [b], cooldown: 1h}}
+        models:
+          a: {{provider: openai, model: gpt-a, base_url: "{openai_server.url}"}}
+          b: {{provider: openai, model: gpt-b, base_url: "{openai_server.url}"}}
+        """,
+    )
+    async with open_manager(tmp_path) as mgr:
+        sid = (await mgr.create_session({"title": "t"})).id
+        first = await run_turn(mgr, sid, "one", agent=agent)
+        second = await run_turn(mgr, sid, "two", agent=agent)
+    assert [r.body["model"] for r in openai_server.requests] == ["gpt-a", "gpt-b", "gpt-b"]
+    assert len(of_type(first, "model_fallback")) == 1
+    assert of_type(second, "model_fallback") == []  # started on the fallback
+    assert choice_text(second) == "two"
