@@ -53,7 +53,7 @@ from .session import (
     utc_now,
 )
 from .session_state import FollowUpInjector, Live, Phase, SessionState
-from .store import Store, open_store
+from .store import Store, SummaryCursor, open_store
 from .tools import build_toolsets
 
 log = logging.getLogger("nbsession.manager")
@@ -192,7 +192,7 @@ class SessionManager:
     async def start(self) -> None:
         """Open the store; a store that already holds sessions makes the manager ready."""
         await self.store.open()
-        if await self.store.list_summaries():
+        if await self.store.has_sessions():
             self._ready.set()
 
     async def shutdown(self, reason: str = "server stopping", timeout: float = 10.0) -> None:
@@ -305,6 +305,19 @@ class SessionManager:
     async def get_sessions(self) -> list[SessionSummary]:
         """Summaries, newest first, read without message bodies."""
         return await self.store.list_summaries()
+
+    async def get_session_page(
+        self, limit: int | None, before: str | None = None
+    ) -> tuple[list[SessionSummary], str | None]:
+        """At most ``limit`` summaries (all when None) after the cursor ``before`` (from the
+        newest when None), and the next page's cursor, None when this page reaches the end."""
+        if limit is not None and limit < 1:
+            raise InvalidRequest("limit must be at least 1.", field="limit")
+        cursor = None if before is None else SummaryCursor.decode(before)
+        page = await self.store.list_summaries(None if limit is None else limit + 1, cursor)
+        if limit is None or len(page) <= limit:
+            return page, None
+        return page[:limit], SummaryCursor.after(page[limit - 1]).encode()
 
     async def delete_session(self, session_id: str) -> None:
         """Delete the session, cancel its turn and end its event log (after its last event)."""

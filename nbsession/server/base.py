@@ -57,6 +57,10 @@ _INT64_DIGITS = len(str(INT64_MAX))
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+MAX_COUNT = 10_000
+"""The largest count a query parameter takes (a page of the session list)."""
+
+
 def parse_duration(text: str, name: str) -> float:
     """Seconds from ``30s``, ``5m``, ``500ms``, ``1m30s`` or bare seconds, capped at 5 minutes.
 
@@ -357,6 +361,17 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         if value.lower() in _FALSE:
             return False
         raise InvalidRequest(f"{name} must be true or false, got {value!r}.", field=name)
+
+    def count_arg(self, name: str) -> int | None:
+        """``?name=`` as a count from 1 to ``MAX_COUNT``; None when absent."""
+        value = self._query(name)
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit() and len(value) <= 9) or not (
+            1 <= int(value) <= MAX_COUNT
+        ):
+            raise InvalidRequest(f"{name} must be an integer from 1 to {MAX_COUNT}.", field=name)
+        return int(value)
 
     def seq_arg(self, name: str, header: str) -> int | None:
         """A resume point from ``?name=`` or, when absent, the ``header`` (SPEC 3)."""

@@ -12,10 +12,11 @@ import contextlib
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
+from pydantic import TypeAdapter
 from tornado import web
 
 from ..errors import NotFound
-from ..session import is_safe_id
+from ..session import SessionSummary, is_safe_id
 from .base import NBSessionHandler, dump_json
 from .errors import status_reply
 from .schemas import (
@@ -34,6 +35,9 @@ from .schemas import (
 )
 from .sse import Ending, send_events
 from .wire import session_response
+
+_LIST_SLICE = 1000
+_SUMMARIES = TypeAdapter(list[SessionSummary])
 
 DEFAULT_READY_TIMEOUT = 30.0
 DEFAULT_DELETE_TIMEOUT = 10.0
@@ -116,8 +120,25 @@ class AgentToolCountHandler(NBSessionHandler):
 class SessionsHandler(NBSessionHandler):
     @web.authenticated
     async def get(self) -> None:
-        summaries = await (await self.manager()).get_sessions()
-        self.reply([summary.to_json() for summary in summaries])
+        limit = self.count_arg("limit")
+        before = self._query("before")
+        manager = await self.manager()
+        if limit is None and before is None:
+            summaries, cursor = await manager.get_sessions(), None
+        else:
+            summaries, cursor = await manager.get_session_page(limit, before)
+        if cursor is not None:
+            self.set_header("X-Next-Cursor", cursor)
+        # Sent in slices, each encoded by pydantic-core and flushed before the next, so a list
+        # of 100,000 sessions never holds the event loop for more than a slice.
+        self.set_header("Content-Type", "application/json")
+        starts = range(0, max(len(summaries), 1), _LIST_SLICE)
+        for start in starts:
+            chunk = _SUMMARIES.dump_json(summaries[start : start + _LIST_SLICE], by_alias=True)
+            self.write(chunk[:-1] if start == 0 else b"," + chunk[1:-1])
+            if start != starts[-1]:
+                await self.flush()
+        self.finish(b"]")
 
     @web.authenticated
     async def post(self) -> None:

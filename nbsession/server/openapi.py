@@ -16,6 +16,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import TypeAdapter
 
 from .. import __version__
+from .base import MAX_COUNT
 from .routes import PREFIX, ROUTES, Operation, Param, Route
 from .schemas import ErrorBody
 
@@ -27,6 +28,7 @@ _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "duration": {"type": "string", "examples": ["30s"]},
     "boolean": {"type": "boolean"},
     "integer": {"type": "integer", "minimum": 0},
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
     "string": {"type": "string"},
 }
 _DESCRIPTION = (
@@ -99,6 +101,12 @@ def _operation(
             for status, _reply in op.replies.items()
         },
     }
+    for status in op.replies:
+        if op.reply_headers and status < 300:
+            result["responses"][str(status)]["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in op.reply_headers.items()
+            }
     if parameters:
         result["parameters"] = parameters
     if op.request_schema is not None:

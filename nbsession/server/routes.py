@@ -61,7 +61,7 @@ class Param:
     """A query or header parameter an operation reads."""
 
     name: str
-    kind: Literal["duration", "boolean", "integer", "string"]
+    kind: Literal["duration", "boolean", "integer", "count", "string"]
     description: str
     location: Literal["query", "header"] = "query"
 
@@ -83,6 +83,8 @@ class Operation:
     params: tuple[Param, ...] = ()
     media: str = "application/json"
     """The media type of the success replies."""
+    reply_headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers of the success replies, each with its description."""
 
     @property
     def request_schema(self) -> Any:
@@ -187,7 +189,22 @@ ROUTES: tuple[Route, ...] = (
         "/api/sessions",
         h.SessionsHandler,
         {
-            "GET": Operation("Session summaries, newest first.", {200: list[SessionSummary]}),
+            "GET": Operation(
+                "Session summaries, newest first; with `limit`, one page of them and the next "
+                "page's cursor in the `X-Next-Cursor` header (absent on the last page).",
+                {200: list[SessionSummary]},
+                params=(
+                    Param("limit", "count", "At most this many sessions."),
+                    Param(
+                        "before",
+                        "string",
+                        "The X-Next-Cursor of the previous page: the sessions after it.",
+                    ),
+                ),
+                reply_headers={
+                    "X-Next-Cursor": "The `before` of the next page; absent on the last page."
+                },
+            ),
             "POST": Operation(
                 "Create a session from a template (a docker-agent session object is accepted).",
                 {200: Session},

@@ -7,10 +7,54 @@ that does blocking I/O runs it off the event loop.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime, timezone
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from ..errors import InvalidRequest
 from ..session import Item, Session, SessionSummary
+
+
+class SummaryCursor(NamedTuple):
+    """A place in the session list (newest ``created_at`` first, then greatest ``id``): the
+    last session a page showed. The next page holds the sessions strictly after it, so a
+    session created or deleted between two pages neither repeats nor hides another one."""
+
+    created_at: datetime
+    id: str
+
+    @classmethod
+    def after(cls, summary: SessionSummary) -> SummaryCursor:
+        return cls(summary.created_at, summary.id)
+
+    def encode(self) -> str:
+        """Opaque to clients: URL- and header-safe base64 of ``[created_at, id]``."""
+        instant = self.created_at.astimezone(timezone.utc).isoformat()
+        raw = json.dumps([instant, self.id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> SummaryCursor:
+        """The cursor ``encode`` made; ``InvalidRequest`` naming ``before`` for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            instant, session_id = json.loads(raw)
+            created_at = datetime.fromisoformat(instant)
+            if not isinstance(session_id, str) or created_at.tzinfo is None:
+                raise ValueError(text)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+            raise InvalidRequest(
+                "before must be a cursor from a previous page (its X-Next-Cursor header).",
+                field="before",
+            ) from None
+        return cls(created_at, session_id)
+
+    def precedes(self, summary: SessionSummary) -> bool:
+        """Whether ``summary`` comes after this place in the newest-first order."""
+        return (summary.created_at, summary.id) < (self.created_at, self.id)
 
 
 @runtime_checkable
@@ -42,8 +86,15 @@ class Store(Protocol):
 
     async def has_session(self, session_id: str) -> bool: ...
 
-    async def list_summaries(self) -> list[SessionSummary]:
-        """Every session, newest ``created_at`` first, built without reading item bodies."""
+    async def has_sessions(self) -> bool:
+        """Whether any session is stored: an existence question, never a listing."""
+
+    async def list_summaries(
+        self, limit: int | None = None, before: SummaryCursor | None = None
+    ) -> list[SessionSummary]:
+        """Sessions newest ``created_at`` first (then greatest ``id``), built without reading
+        item bodies and validated off the event loop: at most ``limit`` of them (every one
+        when None), those after ``before`` when given."""
 
     async def delete_session(self, session_id: str) -> None:
         """Remove the session and its items; ``UnknownSession`` if absent."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
+from .base import SummaryCursor
 
 
 class MemoryStore:
@@ -41,11 +42,17 @@ class MemoryStore:
     async def has_session(self, session_id: str) -> bool:
         return session_id in self._sessions
 
-    async def list_summaries(self) -> list[SessionSummary]:
-        # Newest first; among equal times the later-created first, as SQLite's rowid order.
-        newest_inserted_first = reversed(self._sessions.values())
-        ordered = sorted(newest_inserted_first, key=lambda s: s.created_at, reverse=True)
-        return [session.summary() for session in ordered]
+    async def has_sessions(self) -> bool:
+        return bool(self._sessions)
+
+    async def list_summaries(
+        self, limit: int | None = None, before: SummaryCursor | None = None
+    ) -> list[SessionSummary]:
+        summaries = [session.summary() for session in self._sessions.values()]
+        if before is not None:
+            summaries = [summary for summary in summaries if before.precedes(summary)]
+        summaries.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return summaries if limit is None else summaries[:limit]
 
     async def delete_session(self, session_id: str) -> None:
         self._get(session_id)

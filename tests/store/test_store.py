@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from nbsession.errors import Conflict, NotFound, StoreError, UnknownSession, UnstorableValue
+from nbsession.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    StoreError,
+    UnknownSession,
+    UnstorableValue,
+)
 from nbsession.session import (
     META_FIELDS,
     ChatMessage,
@@ -30,7 +37,7 @@ from nbsession.session import (
     Usage,
     user_message,
 )
-from nbsession.store import MemoryStore, SQLiteStore, Store
+from nbsession.store import MemoryStore, SQLiteStore, Store, SummaryCursor
 from nbsession.store import sqlite as sqlite_module
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -312,8 +319,11 @@ async def test_list_summaries_newest_first_counting_messages_only(
 ) -> None:
     old = rich_session(created_at=T0 - timedelta(days=1), title="old")  # 3 messages
     new = Session(title="new", created_at=T0 + timedelta(microseconds=1))
-    tie_first = Session(title="tie-first", created_at=T0, messages=[Item(summary="only")])
-    tie_second = Session(title="tie-second", created_at=T0)
+    # Equal instants are ordered by id, greatest first, so every page boundary is exact.
+    tie_first = Session(
+        id="tie-1", title="tie-first", created_at=T0, messages=[Item(summary="only")]
+    )
+    tie_second = Session(id="tie-2", title="tie-second", created_at=T0)
     async with opened(make_store()) as store:
         for session in (old, tie_first, new, tie_second):
             await store.create_session(session)
@@ -326,6 +336,54 @@ async def test_list_summaries_newest_first_counting_messages_only(
         ("old", 3),
     ]
     assert summaries[-1] == old.summary()
+
+
+async def test_has_sessions_answers_without_listing(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        assert not await store.has_sessions()
+        session = Session()
+        await store.create_session(session)
+        assert await store.has_sessions()
+        await store.delete_session(session.id)
+        assert not await store.has_sessions()
+
+
+async def test_pages_of_summaries_cover_every_session_once(
+    make_store: Callable[[], Store],
+) -> None:
+    # 60 sessions over 20 instants (3 share each), so pages end inside runs of equal times.
+    sessions = [
+        Session(id=f"s{n:03d}", created_at=T0 + timedelta(seconds=n // 3)) for n in range(60)
+    ]
+    async with opened(make_store()) as store:
+        for session in sessions:
+            await store.create_session(session)
+        everything = await store.list_summaries()
+        seen: list[str] = []
+        cursor = None
+        while page := await store.list_summaries(7, cursor):
+            assert len(page) <= 7
+            seen += [summary.id for summary in page]
+            cursor = SummaryCursor.after(page[-1])
+            # Created between two pages: newer than every cursor, so never on a later page.
+            await store.create_session(Session(id=f"late-{len(seen)}"))
+        assert await store.list_summaries(5, SummaryCursor(T0 - timedelta(days=1), "")) == []
+    assert seen == [summary.id for summary in everything]
+    assert sorted(seen) == sorted(session.id for session in sessions)
+    assert [(s.created_at, s.id) for s in everything] == sorted(
+        ((s.created_at, s.id) for s in everything), reverse=True
+    )
+
+
+def test_a_cursor_is_opaque_text_that_round_trips() -> None:
+    cursor = SummaryCursor(T0, 'id with "quotes", slashes/ and ünicode')
+    text = cursor.encode()
+    assert text.isascii() and "/" not in text and "=" not in text
+    assert SummaryCursor.decode(text) == cursor
+    for bad in ("", "not base64!", "W10", "WyJ4IiwxXQ", "bnVsbA"):  # [], ["x",1], null
+        with pytest.raises(InvalidRequest) as refused:
+            SummaryCursor.decode(bad)
+        assert refused.value.field == "before"
 
 
 async def test_delete_removes_the_session_and_its_items(make_store: Callable[[], Store]) -> None:
