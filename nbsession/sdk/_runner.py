@@ -33,6 +33,7 @@ class LoopThread:
         try:
             self.loop.run_forever()
         finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
     @property
@@ -52,11 +53,26 @@ class LoopThread:
             )
         return wait(self.submit(coro))
 
-    def close(self) -> None:
-        if self.loop.is_running():
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs on the loop (open streams, followed turns), then stop it."""
+        if self.loop.is_closed() or not self._thread.is_alive():
+            return
+        if self.in_loop:
+            self.loop.call_soon(self.loop.stop)
+            return
+        with contextlib.suppress(Exception):
+            self.submit(_cancel_all(timeout)).result(timeout + 1)
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.loop.stop)
-        if not self.in_loop:
-            self._thread.join(timeout=5)
+        self._thread.join(timeout)
+
+
+async def _cancel_all(timeout: float) -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
 
 
 def wait(future: concurrent.futures.Future[T]) -> T:

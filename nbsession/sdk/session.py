@@ -540,16 +540,20 @@ class Session:
 
 
 class EventIterator:
-    """``for event in session.events()``: batches are read on the SDK loop, one batch ahead
-    of the events handed out here, so a fast stream costs no thread hop per event and the
-    reading overlaps the caller's work."""
+    """``for event in session.events()``: a task on the SDK loop reads batches into a queue
+    that this thread takes them from, so a fast stream costs no thread hop per event and
+    reading overlaps the caller's work. The task pauses while ``READ_AHEAD`` batches wait."""
+
+    READ_AHEAD = 64
 
     def __init__(self, stream: EventStream, runner: LoopThread) -> None:
         self._stream = stream
         self._runner = runner
         self._batch: Iterator[Event] = iter(())
-        self._ahead: concurrent.futures.Future[list[Event]] | None = None
-        self._lock = threading.Lock()
+        self._batches: queue.Queue[list[Event] | BaseException] = queue.Queue()
+        self._reader: concurrent.futures.Future[None] | None = None
+        self._room = _Room()
+        self._ended = False
         self.last_seq = stream.last_seq
         """The seq of the last event handed out (where to resume with ``events(since=...)``)."""
 
@@ -561,31 +565,79 @@ class EventIterator:
         return self
 
     def __next__(self) -> Event:
-        with self._lock:
-            event = next(self._batch, None)
-            if event is None:
-                future = self._ahead or self._runner.submit(self._stream.next_batch())
-                self._ahead = None
-                batch = wait(future)
-                if not batch:
-                    raise StopIteration
-                self._ahead = self._runner.submit(self._stream.next_batch())
-                self._batch = iter(batch)
-                event = next(self._batch)
-            if event.seq is not None:
-                self.last_seq = event.seq
-            return event
+        event = next(self._batch, None)
+        if event is None:
+            if self._ended:
+                raise StopIteration
+            if self._reader is None:
+                self._reader = self._runner.submit(
+                    _read_ahead(self._stream, self._batches, self._room, self.READ_AHEAD)
+                )
+            batch = self._batches.get()
+            room = self._room.event
+            if room is not None and not room.is_set():
+                self._runner.loop.call_soon_threadsafe(room.set)
+            if isinstance(batch, BaseException):
+                self._ended = True
+                raise batch
+            if not batch:
+                self._ended = True
+                raise StopIteration
+            self._batch = iter(batch)
+            event = next(self._batch)
+        if event.seq is not None:
+            self.last_seq = event.seq
+        return event
 
     def close(self) -> None:
         """Close the connection (the session goes on)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            ahead.cancel()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+        self._ended = True
         with contextlib.suppress(NBSessionError, RuntimeError):
             self._runner.run(self._stream.aclose())
+
+    def __del__(self) -> None:
+        # Not closed by its user: stop reading (the reader closes the connection).
+        if self._reader is not None:
+            self._reader.cancel()
 
     def __enter__(self) -> EventIterator:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Room:
+    """Set while the read-ahead queue has room; shared by an iterator and its reader task."""
+
+    event: asyncio.Event | None = None
+
+
+async def _read_ahead(
+    stream: EventStream,
+    batches: queue.Queue[list[Event] | BaseException],
+    room: _Room,
+    limit: int,
+) -> None:
+    """Read ``stream`` into ``batches`` (an empty batch at the end, or the error raised),
+    pausing while ``limit`` batches wait. Holds no reference to its iterator."""
+    ready = room.event = asyncio.Event()
+    ready.set()
+    try:
+        while True:
+            if batches.qsize() >= limit:
+                ready.clear()
+                if batches.qsize() >= limit:  # the taker sets it again after its next get
+                    await ready.wait()
+            batch = await stream.next_batch()
+            batches.put(batch)
+            if not batch:
+                return
+    except asyncio.CancelledError:
+        await stream.aclose()
+        raise
+    except BaseException as exc:
+        batches.put(exc)

@@ -9,7 +9,10 @@ manager's own classes, with the ``status`` HTTP would have answered.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,7 +62,8 @@ class LocalEventSource:
             raise StreamDropped(str(exc)) from exc
 
     async def aclose(self) -> None:
-        self._transport.runner.loop.call_soon_threadsafe(self._source.close)
+        with contextlib.suppress(RuntimeError):  # the client (and its loop) closed first
+            self._transport.runner.loop.call_soon_threadsafe(self._source.close)
 
 
 class LocalTransport:
@@ -74,6 +78,8 @@ class LocalTransport:
         except BaseException:
             self.runner.close()
             raise
+        # A script that never closes its client still ends its turns and store cleanly.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     @staticmethod
     async def _open(db_path: str | None, agents_dir: str | None) -> SessionManager:
@@ -197,15 +203,26 @@ class LocalTransport:
 
     async def aclose(self) -> None:
         """Stop the manager (running turns are cancelled and kept) and its loop thread."""
+        if self.runner.in_loop:
+            raise RuntimeError("A local client cannot be closed from its manager's own loop.")
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """``aclose()`` from a thread that runs no loop of this client's."""
         manager, self._manager = self._manager, None
         if manager is None:
             return
-        if self.runner.in_loop:
-            raise RuntimeError("A local client cannot be closed from its manager's own loop.")
         try:
-            await self.call(manager.shutdown)
+            with contextlib.suppress(Exception):
+                self.runner.run(manager.shutdown())
         finally:
             self.runner.close()
+
+
+def _close_at_exit(ref: weakref.ref[LocalTransport]) -> None:
+    transport = ref()
+    if transport is not None:
+        transport.close()
 
 
 async def _awaited(function: Callable[[], Awaitable[T]]) -> T:
