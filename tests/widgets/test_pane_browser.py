@@ -1,0 +1,292 @@
+"""The event pane in a real browser: JupyterLab served by a real server, Debian's chromium.
+
+A notebook cell displays an ``EventPane`` bound to a session; a detached turn started over
+REST asks for approval; the test clicks ``Approve`` in the page (the pane posts to the REST
+API itself, with the login cookie and XSRF header) and sees the tool result and the answer.
+
+Marked ``browser``: ``pytest -m "not browser"`` skips these where no chromium is installed;
+CI installs it (.ci/run) and runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = Path(__file__).parents[2] / "docs"
+TIMEOUT_MS = 60_000
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    api: httpx.Client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """``jupyter lab`` on a loopback port, with its own config, data and runtime folders."""
+    tmp_path = tmp_path_factory.mktemp("lab")
+    token = secrets.token_hex(16)
+    port = _free_port()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "notes.txt").write_text("hello from the browser test\n")
+    settings = tmp_path / "lab-settings"
+    settings.mkdir()
+    # No news or update toasts over the page.
+    (settings / "overrides.json").write_text(
+        json.dumps(
+            {
+                "@jupyterlab/apputils-extension:notification": {
+                    "fetchNews": "false",
+                    "checkForUpdates": False,
+                }
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--no-browser",
+            "--allow-root",
+            f"--ServerApp.root_dir={root}",
+            f"--IdentityProvider.token={token}",
+            f"--NBSessionApp.db_path={tmp_path / 'sessions.db'}",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.app_settings_dir={settings}",
+            f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    api = httpx.Client(
+        base_url=f"{url}nbsession", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if api.get("/api/ping").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, (tmp_path / "lab.log").read_text()
+            assert time.monotonic() < deadline, "jupyter lab did not start in 60 s"
+            time.sleep(0.2)
+        yield Lab(url=url, token=token, root=root, api=api)
+    finally:
+        api.close()
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.extend(nbformat.v4.new_code_cell(source) for _ in range(copies))
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, path)
+
+
+def _start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:
+    body = {"messages": [{"role": "user", "content": prompt}]}
+    url = f"/api/sessions/{session_id}/agent/default"
+    # A detached turn goes on after its run stream is closed; the pane follows /events.
+    with lab.api.stream("POST", url, json=body, params={"detach": "true"}) as response:
+        response.raise_for_status()
+
+
+KERNEL_IDLE = """() => {
+  const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const kernel = widget && widget.sessionContext && widget.sessionContext.session
+    && widget.sessionContext.session.kernel;
+  return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Chromium for one test: Playwright's sync API holds an event loop while it runs, which
+    must be gone before pytest-jupyter closes each test's loop."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open_pane(lab: Lab, browser: Browser, session_id: str, panes: int = 1) -> Page:
+    """A fresh page on a new notebook whose cells each show an EventPane of the session."""
+    name = f"pane-{secrets.token_hex(4)}.ipynb"
+    cell = (
+        "from nbsession.widgets import EventPane\n"
+        f"EventPane(session_id={session_id!r}, base_url='auto')"
+    )
+    _write_notebook(lab.root / name, cell, copies=panes)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{lab.url}lab/tree/{name}?reset&token={lab.token}")
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    expect(page.locator(".nbsession-pane:visible")).to_have_count(panes)
+    return page
+
+
+def _new_session(lab: Lab) -> str:
+    return str(lab.api.post("/api/sessions", json={}).json()["id"])
+
+
+def _streaming(lab: Lab, session_id: str) -> bool:
+    return bool(lab.api.get(f"/api/sessions/{session_id}/status").json()["streaming"])
+
+
+def test_approve_in_the_browser_runs_the_tool_and_shows_the_answer(
+    lab: Lab, browser: Browser, tmp_path: Path
+) -> None:
+    session_id = _new_session(lab)
+    page = _open_pane(lab, browser, session_id)
+    try:
+        pane = page.locator(".nbsession-pane:visible")
+        expect(pane.locator(".nbsession-pane-status")).to_have_text("Idle")
+
+        _start_detached_turn(lab, session_id, "list the files")
+        approve = pane.get_by_role("button", name="Approve", exact=True)
+        expect(approve).to_be_visible()
+        for label in ("Approve for session", "Always allow this tool", "Reject", "Stop"):
+            expect(pane.get_by_role("button", name=label, exact=True)).to_be_visible()
+        expect(pane.locator(".nbsession-pane-status")).to_contain_text("Waiting for approval")
+        page.screenshot(path=str(tmp_path / "1-waiting-for-approval.png"))
+
+        approve.click()
+        card = pane.locator(".nbsession-pane-tool")
+        expect(card.locator(".nbsession-pane-tool-state")).to_have_text("done · approved")
+        card.locator("summary").click()
+        expect(card.locator(".nbsession-pane-tool-result")).to_contain_text("notes.txt")
+        expect(pane.locator(".nbsession-pane-status")).to_contain_text("Done")
+        expect(pane.locator(".nbsession-pane-answer").last).not_to_be_empty()
+        expect(approve).to_have_count(0)
+        expect(pane.locator(".nbsession-pane-footer")).to_contain_text("tokens")
+        pane.screenshot(path=str(tmp_path / "2-done.png"))
+    finally:
+        page.close()
+
+    # The click reached the server: the tool ran and its result is stored.
+    messages = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()["messages"]
+    results = [m["message"] for m in messages if m["message"]["role"] == "tool"]
+    assert len(results) == 1
+    assert "notes.txt" in results[0]["content"]
+    if os.environ.get("NBSESSION_DOCS_SCREENSHOTS") == "1":  # refresh the README's picture
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "2-done.png", DOCS / "pane.png")
+
+
+def test_an_answer_given_elsewhere_closes_every_pane_and_a_reload_rebuilds_it(
+    lab: Lab, browser: Browser, tmp_path: Path
+) -> None:
+    session_id = _new_session(lab)
+    page = _open_pane(lab, browser, session_id, panes=2)
+    try:
+        panes = page.locator(".nbsession-pane:visible")
+        _start_detached_turn(lab, session_id, "list the files")
+        for index in range(2):
+            expect(
+                panes.nth(index).get_by_role("button", name="Approve", exact=True)
+            ).to_be_visible()
+        lab.api.post(f"/api/sessions/{session_id}/resume", json={"confirmation": "approve"})
+        for index in range(2):
+            pane = panes.nth(index)
+            expect(pane.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+            expect(pane.locator(".nbsession-pane-status")).to_contain_text("Done")
+            expect(pane.locator(".nbsession-pane-tool-state")).to_have_text("done · approved")
+        answer = panes.nth(0).locator(".nbsession-pane-answer").last.inner_text()
+        assert "offline demo model" in answer
+
+        # Saved, the output keeps the widget's view: the reopened page renders it again from
+        # the live kernel's model, and the pane rebuilds its content from the server's log.
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+        page.reload()
+        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+        rebuilt = page.locator(".nbsession-pane:visible")
+        expect(rebuilt).to_have_count(2)
+        for index in range(2):
+            expect(rebuilt.nth(index).locator(".nbsession-pane-answer").last).to_have_text(answer)
+        page.screenshot(path=str(tmp_path / "reloaded.png"))
+    finally:
+        page.close()
+
+
+def test_stop_cancels_a_waiting_turn(lab: Lab, browser: Browser) -> None:
+    session_id = _new_session(lab)
+    page = _open_pane(lab, browser, session_id)
+    try:
+        pane = page.locator(".nbsession-pane:visible")
+        _start_detached_turn(lab, session_id, "list the files")
+        expect(pane.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+        pane.get_by_role("button", name="Stop", exact=True).click()
+        expect(pane.locator(".nbsession-pane-status")).to_contain_text("Cancelled")
+        expect(pane.get_by_role("button", name="Stop", exact=True)).to_be_hidden()
+        assert not _streaming(lab, session_id)
+    finally:
+        page.close()
