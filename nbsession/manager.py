@@ -34,7 +34,7 @@ from .errors import (
 from .eventlog import EventSubscription, LogClosed, LogEntry, RingEventLog
 from .notebook import is_notebook, notebook_to_session, session_record, session_to_notebook
 from .runtime.loop import AgentRuntime, Run
-from .runtime.models import resolve_ref
+from .runtime.models import ModelPool, resolve_ref
 from .runtime.recorder import SessionRecorder
 from .session import (
     Count,
@@ -174,6 +174,7 @@ class SessionManager:
         sources: SourceLoader | None = None,
     ) -> None:
         self.config = config or ManagerConfig()
+        self._models = ModelPool()  # models (their HTTP clients) shared by the runtimes
         self.store = store or open_store(self.config.db_path)
         self.sources = sources or SourceLoader(
             self.config.agents_dir,
@@ -215,6 +216,7 @@ class SessionManager:
             await live.runtime.close()
         for state in self._sessions.values():
             state.live = None
+        await self._models.aclose()
         await self.store.close()
 
     async def ready_status(self) -> dict[str, Any]:
@@ -916,6 +918,7 @@ class SessionManager:
             steer_capacity=self.config.steer_capacity,
             followup_capacity=self.config.followup_capacity,
             title_model=self.config.title_model,
+            models=self._models,
         )
         return Live(recorder, runtime), True
 

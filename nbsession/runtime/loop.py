@@ -9,7 +9,6 @@ message is committed through the ``SessionRecorder`` before the event that annou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -58,9 +57,9 @@ from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import (
     ModelChoice,
+    ModelPool,
     ModelUnavailable,
     ResolvedModel,
-    build_model,
     describe_failure,
     is_retryable,
     model_settings,
@@ -165,6 +164,7 @@ class AgentRuntime:
         steer_capacity: int = 8,
         followup_capacity: int = 8,
         title_model: str = "",
+        models: ModelPool | None = None,
     ) -> None:
         self.recorder = recorder
         self.team = team
@@ -176,8 +176,8 @@ class AgentRuntime:
         self._tools = {tool.definition.name: tool for tool in tools}
         self._steer: deque[Message] = deque()
         self._followups: deque[Message] = deque()
-        self._models: dict[ModelChoice, Model] = {}
-        self._model_clients = contextlib.AsyncExitStack()
+        self._own_models = models is None  # a runtime on its own closes its models
+        self._models = models or ModelPool()
         self._model_calls = 0  # alloy members take turns across calls
         self._cooldown: _Cooldown | None = None
         self._history = History(team.agent(agent_name).instruction)
@@ -444,7 +444,8 @@ class AgentRuntime:
     async def close(self) -> None:
         """Release the models' HTTP clients and the toolsets (processes, connections)."""
         try:
-            await self._model_clients.aclose()
+            if self._own_models:
+                await self._models.aclose()
         except Exception:
             log.exception("closing the model clients of session %s failed", self.session_id)
         for toolset in self._toolsets:
@@ -985,13 +986,7 @@ class AgentRuntime:
         await self.recorder.update(permissions=updated)
 
     async def _model(self, choice: ModelChoice) -> Model:
-        """The model for a choice, built once per runtime; its HTTP client is entered here
-        and closed with the runtime (``close``)."""
-        model = self._models.get(choice)
-        if model is None:
-            model = await self._model_clients.enter_async_context(build_model(choice))
-            self._models[choice] = model
-        return model
+        return await self._models.get(choice)
 
     def _start_title(self, resolved: ResolvedModel) -> asyncio.Task[None] | None:
         session = self.recorder.session

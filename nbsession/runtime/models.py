@@ -9,6 +9,7 @@ file alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -392,6 +393,42 @@ def _thinking(choice: ModelChoice) -> dict[str, Any]:
     if choice.endpoint.api == "google":
         return {"google_thinking_config": {"thinking_budget": budget}}
     return {"thinking": budget > 0}
+
+
+class ModelPool:
+    """The models of one host (a manager), shared by its runtimes and closed with it.
+
+    Building a model creates its HTTP client (TLS context, connection pool), which costs tens
+    of milliseconds; sharing one per endpoint keeps a new session's first turn cheap. A model
+    is shared only by configurations that build the same client: same endpoint, protocol and
+    key (the key's value is part of the identity, so a changed variable takes effect).
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[Any, ...], Model] = {}
+        self._clients = contextlib.AsyncExitStack()
+
+    async def get(self, choice: ModelChoice) -> Model:
+        key = _pool_key(choice)
+        model = self._models.get(key)
+        if model is None:
+            built = await self._clients.enter_async_context(build_model(choice))
+            model = self._models.setdefault(key, built)
+        return model
+
+    async def aclose(self) -> None:
+        """Close every model's HTTP client."""
+        self._models.clear()
+        await self._clients.aclose()
+
+
+def _pool_key(choice: ModelChoice) -> tuple[Any, ...]:
+    config, endpoint = choice.config, choice.endpoint
+    if endpoint.api == "demo":
+        return ("demo", config.model)
+    baked = tuple(str(config.provider_opts.get(name, "")) for name in sorted(_OWN_OPTS))
+    key = os.environ.get(endpoint.token_env, "") if endpoint.token_env else ""
+    return (config.provider, config.model, endpoint, baked, key)
 
 
 # -- failures ------------------------------------------------------------------------------
