@@ -61,6 +61,7 @@ from .models import (
     ModelUnavailable,
     ResolvedModel,
     describe_failure,
+    error_code,
     is_retryable,
     model_settings,
     resolve_ref,
@@ -720,7 +721,7 @@ class AgentRuntime:
             if state.streamed:
                 break
         assert failure is not None
-        await self._fail(describe_failure(*failure), "model_error")
+        await self._fail(describe_failure(*failure), error_code(failure[1]))
         raise _TurnFailed from failure[1]
 
     async def _stream_response(self, choice: ModelChoice, state: _TurnState) -> ModelResponse:

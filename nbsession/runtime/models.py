@@ -452,6 +452,17 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def error_code(exc: BaseException) -> str:
+    """docker-agent's ``error`` event code for a failed model call."""
+    from pydantic_ai.exceptions import ModelContextWindowExceededError, ModelRateLimitError
+
+    if isinstance(exc, ModelRateLimitError):
+        return "rate_limited"
+    if isinstance(exc, ModelContextWindowExceededError):
+        return "context_exceeded"
+    return "model_error"
+
+
 def describe_failure(choice: ModelChoice, exc: BaseException) -> str:
     """What a person reads when a model call fails: which model, where, and why."""
     from pydantic_ai.exceptions import (

@@ -559,3 +559,25 @@ async def test_a_fallback_stays_in_use_for_the_cooldown_after_a_refusal(
     assert len(of_type(first, "model_fallback")) == 1
     assert of_type(second, "model_fallback") == []  # started on the fallback
     assert choice_text(second) == "two"
+
+
+async def test_a_rate_limit_is_reported_with_docker_agents_code(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    openai_server.script(Reply.error(429, "slow down"))
+    agent = write(
+        tmp_path,
+        "limited",
+        f"""
+        agents:
+          root: {{model: m}}
+        models:
+          m: {{provider: openai, model: gpt-r, base_url: "{openai_server.url}"}}
+        """,
+    )
+    [error] = of_type(await one_turn(tmp_path, agent), "error")
+    assert error["code"] == "rate_limited"
+    assert (
+        error["error"] == f"Model openai/gpt-r at {openai_server.url} answered HTTP 429: slow down"
+    )
+    assert len(openai_server.requests) == 1  # a 429 is not retried on the same model
