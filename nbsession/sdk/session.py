@@ -122,6 +122,7 @@ class AsyncTurn:
         self._on_pending = on_pending
         self._on_end = on_end
         self._first = asyncio.Event()
+        self._asked = asyncio.Event()
         self._task = asyncio.ensure_future(self._follow())
         self._task.add_done_callback(self._ended)
 
@@ -139,8 +140,10 @@ class AsyncTurn:
                         self.start_seq = event.seq - 1
                         self._first.set()
                     pending = builder.pending
-                    if pending is not None and pending is not before and self._on_pending:
-                        self._on_pending(pending)
+                    if pending is not None and pending is not before:
+                        self._asked.set()
+                        if self._on_pending is not None:
+                            self._on_pending(pending)
                     if builder.done:
                         break
         finally:
@@ -173,6 +176,17 @@ class AsyncTurn:
     def events(self) -> list[Event]:
         """The turn's events so far."""
         return list(self._builder.result.events)
+
+    async def wait_pending(self) -> Pending | None:
+        """Wait until the turn asks for an answer (returned) or ends (None)."""
+        if self.pending is None and not self.done:
+            self._asked.clear()
+            asked = asyncio.ensure_future(self._asked.wait())
+            try:
+                await asyncio.wait({asked, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                asked.cancel()
+        return self.pending
 
     async def result(self) -> TurnResult:
         result = await asyncio.shield(self._task)

@@ -55,8 +55,8 @@ async def test_async_local_from_a_running_loop() -> None:
         session = await client.create_session()
         asked = asyncio.Event()
         turn = await session.start("list the files", on_pending=lambda _: asked.set())
-        await asyncio.wait_for(asked.wait(), 60)
-        assert turn.pending is not None and turn.pending.tool == "shell"
+        pending = await asyncio.wait_for(turn.wait_pending(), 60)
+        assert asked.is_set() and pending is not None and pending.tool == "shell"
         await session.reject("no")
         result = await turn.result()
         assert "rejected" in (result.tool_calls[0].output or "")
