@@ -12,8 +12,10 @@ import contextlib
 import logging
 import os
 import re
+import socket
+import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from .errors import (
     SessionBusy,
     SessionNotReady,
     SessionNotRunning,
+    StoreError,
     UnknownSession,
     UnstorableValue,
 )
@@ -53,7 +56,7 @@ from .session import (
     utc_now,
 )
 from .session_state import FollowUpInjector, Live, Phase, SessionState
-from .store import Store, SummaryCursor, open_store
+from .store import SessionHead, Store, SummaryCursor, open_store
 from .tools import build_toolsets
 
 log = logging.getLogger("nbsession.manager")
@@ -88,6 +91,13 @@ class ManagerConfig:
     max_live_runtimes: int = 64
     # The model that names sessions: "" the session's own, a model ref, or "off" (SPEC 11).
     title_model: str = ""
+    # The turn lease in the store (several servers on one store): held while a turn runs,
+    # renewed every ``lease_renew_interval`` seconds, and free ``lease_ttl`` seconds after
+    # its server stopped renewing it (a crash). ``server_id`` names this manager in it
+    # (default: host, pid and a random part).
+    lease_ttl: float = 30.0
+    lease_renew_interval: float = 10.0
+    server_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,9 @@ class SessionManager:
         # order in which idle runtimes are released).
         self._sessions: OrderedDict[str, SessionState] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self.server_id = self.config.server_id or (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
         self._ready = asyncio.Event()
         self._latest_error = ""
 
@@ -207,7 +220,11 @@ class SessionManager:
             await asyncio.wait(
                 [asyncio.ensure_future(r.done.wait()) for r in runs], timeout=timeout
             )
+        if self._background:  # what runs after a turn: its lease release, a delete's end
+            await asyncio.wait(list(self._background), timeout=timeout)
         for state in self._sessions.values():
+            if state.lease_keeper is not None:
+                state.lease_keeper.cancel()
             if state.pump is not None:
                 state.pump.cancel()
             if state.log is not None:
@@ -292,6 +309,12 @@ class SessionManager:
         safe and keeps this O(number of items) pointer copies instead of a deep copy, which
         costs ~150 ms on the event loop for a 10,000-item session.
         """
+        if self._live(session_id) is not None:
+            await self._refresh(session_id)
+        return await self._copy(session_id)
+
+    async def _copy(self, session_id: str) -> Session:
+        """``get_session`` without the freshness check (the caller has just made it)."""
         live = self._live(session_id)
         if live is None:
             return await self._stored(session_id)
@@ -334,9 +357,7 @@ class SessionManager:
             # The turn ends with its own stream_stopped first; session_exited comes after.
             state.stopping = run
             live.runtime.cancel()
-            task = asyncio.get_running_loop().create_task(self._finish_delete(state, live, run))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._finish_delete(state, live, run))
             return
         if live is not None:
             await live.runtime.close()
@@ -390,16 +411,23 @@ class SessionManager:
             agent = team.agent(agent_name or None)
             if model:
                 resolve_ref(team, model)  # refused here, before any state changes
-            live, fresh = await self._runtime_for(session_id, team, agent.name)
+            await self._hold_lease(state)  # SessionBusy while another server runs it
             try:
-                if model:
-                    await live.runtime.set_model(model)
-                since = live.recorder.log.last_seq
-                run = await live.runtime.start(parsed)
+                await self._refresh(session_id)
+                live, fresh = await self._runtime_for(session_id, team, agent.name)
+                try:
+                    if model:
+                        await live.runtime.set_model(model)
+                    since = live.recorder.log.last_seq
+                    run = await live.runtime.start(parsed)
+                except BaseException:
+                    if fresh:
+                        await live.runtime.close()
+                    raise
             except BaseException:
-                if fresh:
-                    await live.runtime.close()
+                await self._drop_lease(state)
                 raise
+            self._watch_run(state, live.runtime, run)
             state.binding = (agent_id, agent.name)
             if fresh:
                 await self._register(state, live)
@@ -410,6 +438,20 @@ class SessionManager:
             state.starting = state.cancel_requested = False
             state.late_fields.clear()
         return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
+
+    def _watch_run(self, state: SessionState, runtime: AgentRuntime, run: Run) -> None:
+        """Log the run's start and end, and give its lease hold back once it has ended."""
+        started = asyncio.get_running_loop().time()
+        log.info("session %s: turn started (agent %s)", state.id, runtime.agent_name)
+
+        async def watch() -> None:
+            await run.done.wait()
+            seconds = asyncio.get_running_loop().time() - started
+            reason = run.reason or "canceled"
+            log.info("session %s: turn ended (%s) after %.1f s", state.id, reason, seconds)
+            await self._drop_lease(state)
+
+        self._spawn(watch())
 
     def _started(self, state: SessionState, runtime: AgentRuntime) -> None:
         """Settle what arrived while a run was starting: follow-ups queued without a running
@@ -487,6 +529,8 @@ class SessionManager:
             return FollowUpResult("queued_streaming")
         live = await self._revived(session_id)
         if live is None:
+            if self._elsewhere(await self.store.session_head(session_id)):
+                raise SessionBusy(session_id)  # its next run is another server's to start
             self._queue_idle(state, messages)
             return FollowUpResult("queued_idle")
         runtime = live.runtime
@@ -499,7 +543,14 @@ class SessionManager:
             raise QueueFull("follow-up", runtime.followup_capacity)
         state.starting = True
         try:
-            await runtime.start(messages[:1])
+            await self._hold_lease(state)
+            try:
+                await self._refresh(session_id)
+                run = await runtime.start(messages[:1])
+            except BaseException:
+                await self._drop_lease(state)
+                raise
+            self._watch_run(state, runtime, run)
             runtime.enqueue_follow_ups(messages[1:])
             self._started(state, runtime)
         finally:
@@ -542,12 +593,14 @@ class SessionManager:
         """Set (``""`` clears) the current agent's model override; returns (agent, ref)."""
         runtime = await self._switchable(session_id)
         self._check_idle(session_id)
-        return runtime.agent_name, await runtime.set_model(model_ref)
+        async with self._leased(session_id):
+            return runtime.agent_name, await runtime.set_model(model_ref)
 
     async def _switchable(self, session_id: str) -> AgentRuntime:
         runtime = await self._live_runtime(session_id)
         if not isinstance(runtime, AgentRuntime):
             raise ModelSwitchingNotSupported(session_id)
+        await self._refresh(session_id)  # its overrides may have changed on another server
         return runtime
 
     # -- session fields -------------------------------------------------------------------
@@ -582,6 +635,7 @@ class SessionManager:
 
     async def toggle_tool_approval(self, session_id: str) -> bool:
         """Flip ``tools_approved``; returns the new value."""
+        await self._refresh(session_id)
         approved = not (await self._current(session_id)).tools_approved
         await self._update(session_id, tools_approved=approved)
         return approved
@@ -593,7 +647,8 @@ class SessionManager:
         parsed = _validated(Message, message, prefix="message")
         await self._require(session_id)
         self._check_idle(session_id, Conflict)
-        await self._append(session_id, Item(message=parsed))
+        async with self._leased(session_id):
+            await self._append(session_id, Item(message=parsed))
         return parsed
 
     async def update_message(
@@ -605,14 +660,13 @@ class SessionManager:
         await self._require(session_id)
         self._check_idle(session_id, Conflict)
         item = Item(message=parsed)
-        await self.store.update_message(session_id, message_id, item)
-        live = self._live(session_id)
-        if live is not None:
-            items = live.recorder.session.messages
-            for index, existing in enumerate(items):
-                if existing.message is not None and existing.message.id == message_id:
-                    items[index] = item
-            live.runtime.history_changed()
+        async with self._leased(session_id):
+            live = self._live(session_id)
+            if live is None:
+                await self.store.update_message(session_id, message_id, item)
+            else:
+                await live.recorder.replace_message(message_id, item)
+                live.runtime.history_changed()
         return parsed
 
     async def add_summary(
@@ -631,7 +685,8 @@ class SessionManager:
         await self._require(session_id)
         self._check_idle(session_id, Conflict)
         item = _validated(Item, {"summary": summary, "first_kept_entry": first_kept_entry})
-        await self._append(session_id, item)
+        async with self._leased(session_id):
+            await self._append(session_id, item)
 
     async def fork_session(self, session_id: str, user_message_index: int) -> Session:
         """A new session holding the history before the ``user_message_index``-th user message."""
@@ -771,20 +826,42 @@ class SessionManager:
         await self._require(session_id)
         if wait and not await self.wait_session_attached(session_id, wait):
             raise SessionNotReady(session_id, wait)
+        head = await self._refresh(session_id)
         session = await self._current(session_id)
-        return {
+        status = {
             "id": session.id,
             "title": session.title,
-            "streaming": self._is_busy(session_id),
+            "streaming": self._is_busy(session_id) or self._elsewhere(head),
             "agent": self._agent_name(session_id),
             "input_tokens": session.input_tokens,
             "output_tokens": session.output_tokens,
             "num_messages": len(session.chat_messages()),
         }
+        activity = self._activity(session_id, head)
+        return status if activity is None else {**status, "activity": activity}
+
+    def _activity(self, session_id: str, head: SessionHead) -> dict[str, Any] | None:
+        """What the session's turn is doing now (``/status`` shows it only while a turn runs)."""
+        live = self._live(session_id)
+        if live is not None and live.runtime.streaming and live.runtime.activity is not None:
+            activity = live.runtime.activity
+            return {
+                "state": activity.state,
+                "tool": activity.tool or None,
+                "since": rfc3339(activity.since),
+                "duration": round((utc_now() - activity.since).total_seconds(), 3),
+            }
+        if self._is_busy(session_id):
+            return {"state": "starting"}
+        if self._elsewhere(head):
+            return {"state": "running_on_another_server", "server": head.lease_owner}
+        return None
 
     async def get_session_snapshot(self, session_id: str) -> dict[str, Any]:
         """Stored fields, live state and ``last_event_seq``: the resync point for ``/events``."""
-        session = await self.get_session(session_id)
+        await self._require(session_id)
+        head = await self._refresh(session_id)
+        session = await self._copy(session_id)
         seq, _ = self.last_event_seq(session_id)
         return {
             "id": session.id,
@@ -797,7 +874,7 @@ class SessionManager:
             "input_tokens": session.input_tokens,
             "output_tokens": session.output_tokens,
             "cost": session.cost,
-            "streaming": self._is_busy(session_id),
+            "streaming": self._is_busy(session_id) or self._elsewhere(head),
             "agent": self._agent_name(session_id),
             "last_event_seq": seq,
         }
@@ -898,6 +975,106 @@ class SessionManager:
         state = self._sessions.get(session_id)
         return state is not None and state.deleted
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; shutdown waits for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- several servers on one store ------------------------------------------------------
+
+    def _elsewhere(self, head: SessionHead) -> bool:
+        """Another server holds the session's lease (it runs or edits it now)."""
+        return head.lease_owner is not None and head.lease_owner != self.server_id
+
+    async def _hold_lease(self, state: SessionState) -> None:
+        """Count one more holder of the session's lease here, taking it from the store when
+        this server held none; ``SessionBusy`` while another server's lease stands."""
+        async with state.lease_lock:
+            if not state.lease_holds:
+                ttl = self.config.lease_ttl
+                if not await self.store.acquire_lease(state.id, self.server_id, ttl):
+                    # A server of this machine that died (kill -9, a crash) need not be
+                    # waited for: its lease is taken over at once.
+                    holder = (await self.store.session_head(state.id)).lease_owner or ""
+                    if not _dead_here(holder) or not await self.store.acquire_lease(
+                        state.id, self.server_id, ttl, replacing=holder
+                    ):
+                        raise SessionBusy(state.id)
+                if state.live is not None:  # ours again: its next refresh catches up
+                    state.live.recorder.fenced = False
+                state.lease_keeper = asyncio.get_running_loop().create_task(self._keep_lease(state))
+            state.lease_holds += 1
+
+    async def _drop_lease(self, state: SessionState) -> None:
+        """Count one holder less; the last one gives the lease back to the store."""
+        async with state.lease_lock:
+            state.lease_holds -= 1
+            if state.lease_holds:
+                return
+            keeper, state.lease_keeper = state.lease_keeper, None
+            if keeper is not None:
+                keeper.cancel()
+            with contextlib.suppress(StoreError):  # logged by the store; the lease expires
+                await self.store.release_lease(state.id, self.server_id)
+
+    async def _keep_lease(self, state: SessionState) -> None:
+        """Renew the lease while held; if another server took it (this one stalled past the
+        expiry), stop the turn here rather than write into a session it no longer owns."""
+        while True:
+            await asyncio.sleep(self.config.lease_renew_interval)
+            ttl = self.config.lease_ttl
+            try:
+                held = await self.store.acquire_lease(state.id, self.server_id, ttl)
+            except UnknownSession:
+                return  # deleted: its turn is being cancelled
+            except StoreError:
+                continue  # logged by the store; the next renewal comes before the expiry
+            if not held:
+                log.error("session %s: another server took its lease; stopping here", state.id)
+                if state.live is not None:
+                    state.live.recorder.fenced = True
+                    state.live.runtime.cancel()
+                return
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the session's lease around a write that needs it idle on every server."""
+        await self._require(session_id)
+        state = self._state(session_id)
+        await self._hold_lease(state)
+        try:
+            yield
+        finally:
+            await self._drop_lease(state)
+
+    async def _refresh(self, session_id: str) -> SessionHead:
+        """The session's head in the store, after reloading the in-memory copy if another
+        server wrote the session since it was read.
+
+        Never while a turn or a write of this server is under way: those own the copy, and
+        the next check after them catches up. The head is read before the session, so a write
+        landing in between only makes the next check reload again.
+        """
+        head = await self.store.session_head(session_id)
+        state = self._sessions.get(session_id)
+        live = state.live if state is not None else None
+        if live is None or state is None or state.external:
+            return head
+        recorder = live.recorder
+        if head.version == recorder.version or live.runtime.streaming or recorder.pending:
+            return head
+        seen = recorder.version
+        session = await self.store.get_session(session_id)
+        if (
+            state.live is live
+            and recorder.version == seen
+            and not (live.runtime.streaming or recorder.pending)
+        ):
+            recorder.reload(session, head.version)
+            live.runtime.history_changed()
+        return head
+
     async def _runtime_for(
         self, session_id: str, team: TeamConfig, agent_name: str
     ) -> tuple[Live, bool]:
@@ -909,7 +1086,12 @@ class SessionManager:
         live = self._live(session_id)
         if live is not None and live.runtime.team is team and live.runtime.agent_name == agent_name:
             return live, False
-        recorder = live.recorder if live else self.new_recorder(await self._stored(session_id))
+        if live is not None:
+            recorder = live.recorder
+        else:
+            head = await self.store.session_head(session_id)  # first: see ``_refresh``
+            session = await self._stored(session_id)
+            recorder = SessionRecorder(session, self.store, self._log(session_id), head.version)
         runtime = await AgentRuntime.create(
             recorder,
             team,
@@ -1053,6 +1235,15 @@ class SessionManager:
         return live.recorder.session if live is not None else await self._stored(session_id)
 
     async def _update(self, session_id: str, **fields: Any) -> None:
+        """Write session fields: through the running turn here, else under the lease."""
+        live = self._live(session_id)
+        if live is not None and self._is_busy(session_id):
+            await live.recorder.update(**fields)
+            return
+        async with self._leased(session_id):
+            await self._update_idle(session_id, fields)
+
+    async def _update_idle(self, session_id: str, fields: dict[str, Any]) -> None:
         live = self._live(session_id)
         if live is not None:
             await live.recorder.update(**fields)
@@ -1181,6 +1372,24 @@ class _Usage(BaseModel):
     input_tokens: Count
     output_tokens: Count
     cost: Money = 0.0
+
+
+def _dead_here(owner: str) -> bool:
+    """True when ``owner`` (a default ``server_id``) was a process of this machine that is
+    gone. Only where signal 0 probes a process without touching it (POSIX)."""
+    host, _, rest = owner.rpartition(":")[0].rpartition(":")
+    if os.name != "posix" or host != socket.gethostname() or not rest.isdigit():
+        return False
+    pid = int(rest)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    return False
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> bool:

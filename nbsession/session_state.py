@@ -57,6 +57,10 @@ class SessionState:
       consumes them first.
     - A deleted session keeps only its closing ``log`` and the ``stopping`` run (until it has
       ended); everything else is forgotten, and every later request sees it as unknown.
+    - ``lease_holds`` counts what on this server needs the session's store lease (a run, a
+      write that needs the session idle); the lease is held in the store, and renewed by
+      ``lease_keeper``, exactly while it is positive. Without it, this server neither runs
+      nor edits the session (another server may own its turn).
     """
 
     id: str
@@ -78,6 +82,9 @@ class SessionState:
     injector: FollowUpInjector | None = None
     pump: asyncio.Task[None] | None = None
     attached: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_holds: int = 0
+    lease_keeper: asyncio.Task[None] | None = None
+    lease_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def phase(self) -> Phase:

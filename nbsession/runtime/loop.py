@@ -9,14 +9,16 @@ message is committed through the ``SessionRecorder`` before the event that annou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic_ai.direct import model_request_stream
@@ -90,6 +92,7 @@ DEFAULT_COOLDOWN = 60.0
 BACKOFF_BASE, BACKOFF_MAX = 0.2, 2.0
 
 StopReason = Literal["normal", "error", "canceled"]
+ActivityState = Literal["model", "running_tool", "waiting_for_approval", "waiting_for_input"]
 
 
 class _TurnFailed(Exception):
@@ -107,7 +110,18 @@ class Run:
     task: asyncio.Task[None] | None = None
     started: bool = False  # its task has begun (a task cancelled before that never runs)
     end_seq: int | None = None
+    reason: StopReason | None = None  # of its last stream_stopped
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a running turn is doing now, for ``/status``: calling the model, running a
+    tool, waiting for a person to approve a tool call or to answer an elicitation."""
+
+    state: ActivityState
+    tool: str = ""
+    since: datetime = field(default_factory=utc_now)
 
 
 @dataclass
@@ -190,6 +204,7 @@ class AgentRuntime:
         self._opening = _Opening(model=None)
         self.streaming = False
         self.run: Run | None = None
+        self.activity: Activity | None = None
 
     @classmethod
     async def create(
@@ -497,6 +512,7 @@ class AgentRuntime:
         read already: it waits for this one and would otherwise never end.
         """
         entry = self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
+        run.reason = reason
         self._finish(run, entry.seq if entry else None)
 
     def _end_unstarted(self, run: Run) -> None:
@@ -509,6 +525,7 @@ class AgentRuntime:
             self._followups.clear()
         self._steer.clear()  # refused while ending, so nothing accepted is lost here
         self.streaming = False
+        self.activity = None
         self._cancelling = self._ending = False
         run.end_seq = end_seq if end_seq is not None else self.recorder.log.last_seq
         run.done.set()
@@ -623,7 +640,8 @@ class AgentRuntime:
         self._confirmation = _Confirmation(call=None, future=future)
         self.recorder.emit(events.max_iterations_reached(self.agent_name, limit))
         try:
-            answer, _reason = await future
+            with self._doing("waiting_for_approval", ""):
+                answer, _reason = await future
         finally:
             self._confirmation = None
         if answer != "reject":
@@ -644,6 +662,8 @@ class AgentRuntime:
         event = events.error(self.session_id, self.agent_name, message, code)
         try:
             await self.recorder.append(Item(error=message), announce=lambda _: event)
+        except UnknownSession:
+            pass  # deleted meanwhile: nobody is left to read why
         except Exception as exc:
             log.warning("recording the failure of session %s failed: %s", self.session_id, exc)
             self.recorder.emit(event)
@@ -728,6 +748,7 @@ class AgentRuntime:
         """One streamed request to one model, relayed to the session's log as it comes."""
         state.text = state.reasoning = ""
         state.streamed = False
+        self.activity = Activity("model")
         model = await self._model(choice)
         history = self._history.sync(self.recorder.session.messages)
         params = ModelRequestParameters(
@@ -814,6 +835,8 @@ class AgentRuntime:
                 output_tokens=session.output_tokens + response.usage.output_tokens,
                 cost=session.cost + cost,
             )
+        except UnknownSession:
+            raise  # deleted meanwhile: the turn stops quietly
         except Exception as exc:
             log.exception("saving the response of session %s failed", sid)
             await self._fail(f"Could not save the answer: {exc}")
@@ -901,7 +924,8 @@ class AgentRuntime:
         diff = await self._preview(call)
         self.recorder.emit(events.tool_call_confirmation(self.agent_name, call, definition, diff))
         try:
-            return await future
+            with self._doing("waiting_for_approval", call.function.name):
+                return await future
         finally:
             self._confirmation = None
 
@@ -929,7 +953,8 @@ class AgentRuntime:
         if isinstance(arguments, ToolResult):
             return arguments
         try:
-            return await tool.call(arguments, self._tool_context())
+            with self._doing("running_tool", call.function.name):
+                return await tool.call(arguments, self._tool_context())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -945,10 +970,21 @@ class AgentRuntime:
         pending = _Elicitation(id=new_id(), future=asyncio.get_running_loop().create_future())
         self._elicitation = pending
         self.recorder.emit(events.elicitation_request(self.agent_name, message, schema, pending.id))
+        tool = self.activity.tool if self.activity else ""
         try:
-            return await pending.future
+            with self._doing("waiting_for_input", tool):
+                return await pending.future
         finally:
             self._elicitation = None
+
+    @contextlib.contextmanager
+    def _doing(self, state: ActivityState, tool: str) -> Iterator[None]:
+        """Report ``state`` as the turn's activity while the block runs, then the one before."""
+        before, self.activity = self.activity, Activity(state, tool)
+        try:
+            yield
+        finally:
+            self.activity = before
 
     async def _commit_tool_result(
         self, call: ToolCall, result: ToolResult, definition: ToolDefinition | None = None

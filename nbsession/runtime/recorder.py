@@ -7,9 +7,10 @@ message that is not committed, and an in-memory session never runs ahead of its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..errors import SessionBusy
 from ..eventlog import EventLog, LogClosed, LogEntry
 from ..session import Item, Message, Session
 from ..store.base import Store
@@ -38,12 +39,38 @@ async def _finish(write: Awaitable[T]) -> tuple[T, bool]:
 
 
 class SessionRecorder:
-    """Writes one session through the store and publishes its events to its log."""
+    """Writes one session through the store and publishes its events to its log.
 
-    def __init__(self, session: Session, store: Store, log: EventLog) -> None:
+    It also knows which store version its copy matches: each of its writes bumps the store's
+    version by one and its own count with it, so a store version ahead of ``version`` (with no
+    write ``pending``) means another server wrote the session since it was read.
+    """
+
+    def __init__(self, session: Session, store: Store, log: EventLog, version: int = 0) -> None:
         self.session = session
         self.store = store
         self.log = log
+        self.version = version
+        self.pending = 0  # writes handed to the store and not yet applied here
+        self.fenced = False  # another server took the session over: write nothing more
+
+    def reload(self, session: Session, version: int) -> None:
+        """Replace the in-memory copy with one read from the store at ``version``."""
+        self.session = session
+        self.version = version
+
+    async def _write(self, write: Coroutine[Any, Any, T]) -> tuple[T, bool]:
+        """``_finish`` a store write and count it (a write that failed changed nothing)."""
+        if self.fenced:
+            write.close()
+            raise SessionBusy(self.session.id)
+        self.pending += 1
+        try:
+            result = await _finish(write)
+        finally:
+            self.pending -= 1
+        self.version += 1
+        return result
 
     @property
     def session_id(self) -> str:
@@ -62,7 +89,7 @@ class SessionRecorder:
         The announcing event goes out even when a cancellation arrived during the write: the
         item is committed either way, and a client must not miss a message it can later read.
         """
-        position, cancelled = await _finish(self.store.append_item(self.session.id, item))
+        position, cancelled = await self._write(self.store.append_item(self.session.id, item))
         self.session.messages.append(item)
         if announce is not None:
             self.emit(announce(position))
@@ -75,7 +102,7 @@ class SessionRecorder:
 
     async def claim_title(self, title: str) -> bool:
         """Give the session ``title`` unless it has one (in the store); True if it was ours."""
-        stored, cancelled = await _finish(self.store.claim_title(self.session.id, title))
+        stored, cancelled = await self._write(self.store.claim_title(self.session.id, title))
         self.session.title = stored
         if cancelled:
             raise asyncio.CancelledError
@@ -83,8 +110,19 @@ class SessionRecorder:
 
     async def update(self, **fields: Any) -> None:
         """Commit some session fields, then apply them in memory (all or nothing)."""
-        _, cancelled = await _finish(self.store.update_session(self.session.id, fields))
+        _, cancelled = await self._write(self.store.update_session(self.session.id, fields))
         for name, value in fields.items():
             setattr(self.session, name, value)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def replace_message(self, message_id: str, item: Item) -> None:
+        """Commit the replacement of the message ``message_id``, then apply it in memory."""
+        update = self.store.update_message(self.session.id, message_id, item)
+        _, cancelled = await self._write(update)
+        items = self.session.messages
+        for index, existing in enumerate(items):
+            if existing.message is not None and existing.message.id == message_id:
+                items[index] = item
         if cancelled:
             raise asyncio.CancelledError

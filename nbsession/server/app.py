@@ -110,6 +110,17 @@ class NBSessionApp(ExtensionApp):
         "first message, shortened).",
     ).tag(config=True)
 
+    lease_ttl = Float(
+        30.0,
+        help="Seconds a running turn's lease in the store lasts unless renewed. Servers "
+        "sharing a store answer 409 session_busy for a session whose lease another holds; "
+        "after a crash its sessions run again once this has passed.",
+    ).tag(config=True)
+
+    lease_renew_interval = Float(
+        10.0, help="Seconds between renewals of a running turn's lease (below lease_ttl)."
+    ).tag(config=True)
+
     manager: SessionManager
     _start: asyncio.Future[None] | None = None
     _streams: set[asyncio.Future[None]]
@@ -143,6 +154,13 @@ class NBSessionApp(ExtensionApp):
             raise TraitError(f"NBSessionApp.{proposal['trait'].name} must be at least 1.")
         return int(proposal["value"])
 
+    @validate("lease_renew_interval")
+    def _renew_before_expiry(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0 < value < self.lease_ttl:
+            raise TraitError("NBSessionApp.lease_renew_interval must be between 0 and lease_ttl.")
+        return value
+
     @validate("heartbeat_interval")
     def _positive_interval(self, proposal: Any) -> float:
         if proposal["value"] <= 0:
@@ -168,6 +186,8 @@ class NBSessionApp(ExtensionApp):
                 refresh_interval=self.refresh_interval,
                 max_live_runtimes=self.max_live_runtimes,
                 title_model=self.title_model.strip(),
+                lease_ttl=self.lease_ttl,
+                lease_renew_interval=self.lease_renew_interval,
             )
         )
         if not (self.auth_token or self.serverapp.identity_provider.auth_enabled):

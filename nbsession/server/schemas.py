@@ -152,6 +152,21 @@ class ToolCount(Reply):
     available_tools: int
 
 
+class TurnActivity(Reply):
+    state: Literal[
+        "starting",
+        "model",
+        "running_tool",
+        "waiting_for_approval",
+        "waiting_for_input",
+        "running_on_another_server",
+    ]
+    tool: str | None = Field(None, description="The tool being run or waiting for an answer.")
+    since: str | None = Field(None, description="RFC 3339 time this activity began.")
+    duration: float | None = Field(None, description="Seconds since then.")
+    server: str | None = Field(None, description="The server whose turn holds the session.")
+
+
 class SessionStatus(Reply):
     id: str
     title: str
@@ -160,6 +175,9 @@ class SessionStatus(Reply):
     input_tokens: int
     output_tokens: int
     num_messages: int
+    activity: TurnActivity | None = Field(
+        None, description="What the running turn is doing; absent when no turn runs."
+    )
 
 
 class SessionResponse(Reply):

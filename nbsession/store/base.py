@@ -11,11 +11,20 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import InvalidRequest
 from ..session import Item, Session, SessionSummary
+
+
+@dataclass(frozen=True)
+class SessionHead:
+    """What a server checks before serving or running a session it holds in memory."""
+
+    version: int  # bumped by exactly one on every write to the session or its items
+    lease_owner: str | None  # who runs a turn on it now; None when free or expired
 
 
 class SummaryCursor(NamedTuple):
@@ -64,6 +73,14 @@ class Store(Protocol):
     Every write first passes ``session.storable``: a value that would not read back (a lone
     surrogate, a number out of range, one set on a model without validation) raises
     ``UnstorableValue`` and nothing is written, so no session becomes unreadable.
+
+    Several servers may share one store. Two things keep them apart: a version on each
+    session, bumped by exactly one per write (``create_session`` starts it at 0), so a server
+    can tell whether its in-memory copy is still current; and a turn lease (owner id and
+    expiry), taken in one conditional write, so one server at a time runs or edits a session.
+    A backend with a server clock does the lease as ``UPDATE sessions SET lease_owner = :me,
+    lease_expires = now() + :ttl WHERE id = :id AND (lease_owner IS NULL OR lease_owner = :me
+    OR lease_owner = :replacing OR lease_expires < now())``.
     """
 
     async def open(self) -> None:
@@ -119,3 +136,19 @@ class Store(Protocol):
 
     async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
         """Replace the item holding the message ``message_id``; ``NotFound`` if none."""
+
+    async def session_head(self, session_id: str) -> SessionHead:
+        """The session's version and current lease owner; ``UnknownSession`` if absent."""
+
+    async def acquire_lease(
+        self, session_id: str, owner: str, ttl: float, replacing: str = ""
+    ) -> bool:
+        """Take, or renew, the session's lease for ``owner`` until ``ttl`` seconds from now.
+
+        True when ``owner`` holds it afterwards; False while another owner's lease has not
+        expired, unless that owner is ``replacing`` (one the caller knows to be dead).
+        ``UnknownSession`` if absent. Does not change the version.
+        """
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it; a no-op otherwise, or if the session is gone."""

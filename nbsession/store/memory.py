@@ -8,12 +8,13 @@ same encoding rule as SQLite's (``session.storable``), so both refuse the same v
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Conflict, NotFound, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SummaryCursor
+from .base import SessionHead, SummaryCursor
 
 
 class MemoryStore:
@@ -21,6 +22,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._versions: dict[str, int] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # session -> (owner, monotonic expiry)
 
     async def open(self) -> None:
         """Nothing to prepare: the dict exists from construction."""
@@ -35,6 +38,7 @@ class MemoryStore:
         if session.id in self._sessions:
             raise Conflict(f"A session with id {session.id!r} already exists.")
         self._sessions[session.id] = storable(session)
+        self._versions[session.id] = 0
 
     async def get_session(self, session_id: str) -> Session:
         return self._get(session_id).model_copy(deep=True)
@@ -57,6 +61,8 @@ class MemoryStore:
     async def delete_session(self, session_id: str) -> None:
         self._get(session_id)
         del self._sessions[session_id]
+        del self._versions[session_id]
+        self._leases.pop(session_id, None)
 
     async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
         unknown = set(fields) - META_FIELDS
@@ -66,17 +72,21 @@ class MemoryStore:
         validated = storable_fields(fields)  # a copy, checked as SQLite checks it
         changes = {name: getattr(validated, name) for name in fields}
         self._sessions[session_id] = stored.model_copy(update=changes)
+        if fields:
+            self._versions[session_id] += 1
 
     async def claim_title(self, session_id: str, title: str) -> str:
         stored = self._get(session_id)
         title = storable_fields({"title": title}).title
         if not stored.title:
             self._sessions[session_id] = stored.model_copy(update={"title": title})
+        self._versions[session_id] += 1
         return self._sessions[session_id].title
 
     async def append_item(self, session_id: str, item: Item) -> int:
         items = self._get(session_id).messages
         items.append(storable(item))
+        self._versions[session_id] += 1
         return len(items) - 1
 
     async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
@@ -84,8 +94,30 @@ class MemoryStore:
         for position, existing in enumerate(items):
             if existing.message is not None and existing.message.id == message_id:
                 items[position] = storable(item)
+                self._versions[session_id] += 1
                 return
         raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
+
+    async def session_head(self, session_id: str) -> SessionHead:
+        self._get(session_id)
+        owner, expires = self._leases.get(session_id, (None, 0.0))
+        live = owner if expires > time.monotonic() else None
+        return SessionHead(self._versions[session_id], live)
+
+    async def acquire_lease(
+        self, session_id: str, owner: str, ttl: float, replacing: str = ""
+    ) -> bool:
+        self._get(session_id)
+        holder, expires = self._leases.get(session_id, (None, 0.0))
+        now = time.monotonic()
+        if holder not in (None, owner, replacing or None) and expires > now:
+            return False
+        self._leases[session_id] = (owner, now + ttl)
+        return True
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        if self._leases.get(session_id, (None, 0.0))[0] == owner:
+            del self._leases[session_id]
 
     def _get(self, session_id: str) -> Session:
         try:

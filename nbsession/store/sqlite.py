@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 
 from ..errors import Conflict, NotFound, StoreError, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SummaryCursor
+from .base import SessionHead, SummaryCursor
 
 log = logging.getLogger("nbsession.store")
 
@@ -86,8 +87,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX items_message ON items(session_id, message_id)",
         "CREATE INDEX items_kind ON items(session_id, kind)",
     ),
+    # 3: several servers on one file. ``version`` counts the writes to a session, so a server
+    # knows when its in-memory copy is stale; the lease says which server runs its turn
+    # (``lease_expires`` in Unix seconds: the servers sharing a file share a clock).
+    (
+        "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE sessions ADD COLUMN lease_expires REAL",
+    ),
 ]
 
+# Columns of ``sessions`` that are the store's own bookkeeping, not session fields.
+BOOKKEEPING_COLUMNS = frozenset({"version", "lease_owner", "lease_expires"})
 # Session fields stored as JSON text rather than as a scalar column.
 _JSON_COLUMNS = frozenset({"permissions", "agent_model_overrides", "custom_models_used"})
 # Fixed width and UTC, so that ordering the text orders the instants.
@@ -239,7 +250,8 @@ class SQLiteStore:
         def update(conn: sqlite3.Connection) -> None:
             with _transaction(conn, "IMMEDIATE"):
                 changed = conn.execute(
-                    f"UPDATE sessions SET {assignments} WHERE id = ?", (*row.values(), session_id)
+                    f"UPDATE sessions SET {assignments}, version = version + 1 WHERE id = ?",
+                    (*row.values(), session_id),
                 ).rowcount
                 if changed == 0:
                     raise UnknownSession(session_id)
@@ -252,7 +264,8 @@ class SQLiteStore:
         def claim(conn: sqlite3.Connection) -> str:
             with _transaction(conn, "IMMEDIATE"):
                 conn.execute(
-                    "UPDATE sessions SET title = ? WHERE id = ? AND title = ''",
+                    "UPDATE sessions SET version = version + 1,"
+                    " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
                     (title, session_id),
                 )
                 row = conn.execute(
@@ -280,6 +293,7 @@ class SQLiteStore:
                 ).fetchall()
                 if not inserted:
                     raise UnknownSession(session_id)
+                _bump(conn, session_id)
                 return int(inserted[0][0])
 
         return await self._run(append)
@@ -295,12 +309,55 @@ class SQLiteStore:
                     (*values, session_id, message_id),
                 ).rowcount
                 if changed:
+                    _bump(conn, session_id)
                     return
                 if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
                     raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
                 raise UnknownSession(session_id)
 
         await self._run(update)
+
+    async def session_head(self, session_id: str) -> SessionHead:
+        def read(conn: sqlite3.Connection) -> SessionHead:
+            row = conn.execute(
+                "SELECT version, CASE WHEN lease_expires > ? THEN lease_owner END AS owner"
+                " FROM sessions WHERE id = ?",
+                (time.time(), session_id),
+            ).fetchone()
+            if row is None:
+                raise UnknownSession(session_id)
+            return SessionHead(int(row["version"]), row["owner"])
+
+        return await self._run(read)
+
+    async def acquire_lease(
+        self, session_id: str, owner: str, ttl: float, replacing: str = ""
+    ) -> bool:
+        def acquire(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            with _transaction(conn, "IMMEDIATE"):
+                taken = conn.execute(
+                    "UPDATE sessions SET lease_owner = ?, lease_expires = ? WHERE id = ? AND"
+                    " (lease_owner IS NULL OR lease_owner IN (?, ?) OR lease_expires <= ?)",
+                    (owner, now + ttl, session_id, owner, replacing or owner, now),
+                ).rowcount
+                if taken:
+                    return True
+                if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                    return False
+                raise UnknownSession(session_id)
+
+        return await self._run(acquire)
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE sessions SET lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND lease_owner = ?",
+                (session_id, owner),
+            )
+
+        await self._run(release)
 
     async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` with the connection, on the worker thread that owns it."""
@@ -378,6 +435,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 def _instant(moment: datetime) -> str:
     """How a time is stored: fixed-width UTC text, so text order is time order."""
     return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def _bump(conn: sqlite3.Connection, session_id: str) -> None:
+    """Count one more write to the session (inside the write's transaction)."""
+    conn.execute("UPDATE sessions SET version = version + 1 WHERE id = ?", (session_id,))
 
 
 def _columns(session: Session, names: Iterable[str]) -> dict[str, Any]:

@@ -405,6 +405,53 @@ async def test_ping(make_store: Callable[[], Store]) -> None:
         assert await store.ping()
 
 
+async def test_every_write_bumps_the_version_by_one(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        session = Session(messages=[message_item("first")])
+        await store.create_session(session)
+        assert (await store.session_head(session.id)).version == 0
+        await store.append_item(session.id, message_item("second"))
+        await store.update_session(session.id, {"starred": True})
+        await store.claim_title(session.id, "generated")
+        await store.claim_title(session.id, "too late")  # no change, but still one write
+        message_id = session.messages[0].message.id  # type: ignore[union-attr]
+        await store.update_message(session.id, message_id, message_item("edited"))
+        await store.acquire_lease(session.id, "server-a", 30)  # a lease is not a write
+        await store.release_lease(session.id, "server-a")
+        assert (await store.session_head(session.id)).version == 5
+        with pytest.raises(UnknownSession):
+            await store.session_head("nope")
+
+
+async def test_one_lease_holder_at_a_time(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        session = Session()
+        await store.create_session(session)
+        sid = session.id
+        assert await store.acquire_lease(sid, "server-a", 30)
+        assert not await store.acquire_lease(sid, "server-b", 30)
+        assert (await store.session_head(sid)).lease_owner == "server-a"
+        assert await store.acquire_lease(sid, "server-a", 30)  # the holder renews
+        await store.release_lease(sid, "server-b")  # not b's to give up
+        assert (await store.session_head(sid)).lease_owner == "server-a"
+        await store.release_lease(sid, "server-a")
+        assert (await store.session_head(sid)).lease_owner is None
+        assert await store.acquire_lease(sid, "server-b", 30)
+        with pytest.raises(UnknownSession):
+            await store.acquire_lease("nope", "server-a", 30)
+        await store.release_lease("nope", "server-a")  # a no-op, as for a released lease
+
+
+async def test_an_expired_lease_is_free(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store()) as store:
+        session = Session()
+        await store.create_session(session)
+        assert await store.acquire_lease(session.id, "crashed", 0)  # expires at once
+        assert (await store.session_head(session.id)).lease_owner is None
+        assert await store.acquire_lease(session.id, "server-b", 30)
+        assert (await store.session_head(session.id)).lease_owner == "server-b"
+
+
 # What only the SQLite store promises.
 
 
@@ -418,7 +465,7 @@ async def test_sqlite_schema_columns_match_the_model(db_path: Path) -> None:
         pass
     with raw(db_path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
-    assert columns == META_FIELDS | {"id"}
+    assert columns - sqlite_module.BOOKKEEPING_COLUMNS == META_FIELDS | {"id"}
 
 
 async def test_sqlite_data_survives_reopen(db_path: Path) -> None:
