@@ -166,6 +166,8 @@ class TurnResult:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = ""
     error: str | None = None
+    error_code: str | None = None
+    """The ``error`` event's code, when it has one (``rate_limited``, ``model_error``...)."""
     title: str | None = None
     """The title generated during this turn, if one was."""
     events: list[Event] = field(default_factory=list)
@@ -269,6 +271,7 @@ class TurnBuilder:
             result.title = event.get("title")
         elif kind == "error":
             result.error = str(event.get("error", ""))
+            result.error_code = event.get("code") or None
         elif kind == "gap":
             result.gap = True
         elif kind in ("stream_stopped", "session_exited"):

@@ -191,7 +191,8 @@ class AsyncTurn:
     async def result(self) -> TurnResult:
         result = await asyncio.shield(self._task)
         if result.error is not None and result.stop_reason == "error":
-            raise TurnFailed(f"The turn failed: {result.error}", result)
+            code = f" ({result.error_code})" if result.error_code else ""
+            raise TurnFailed(f"The turn failed{code}: {result.error}", result)
         return result
 
     async def cancel(self) -> None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import nbsession
-from nbsession.sdk.errors import InvalidRequest, SessionBusy, SessionNotRunning, UnknownSession
+from nbsession.sdk.errors import (
+    InvalidRequest,
+    SessionBusy,
+    SessionNotRunning,
+    TurnFailed,
+    UnknownSession,
+)
 
 
 @pytest.fixture
@@ -62,3 +69,19 @@ async def test_async_local_from_a_running_loop() -> None:
         assert "rejected" in (result.tool_calls[0].output or "")
     finally:
         await client.aclose()
+
+
+def test_a_failed_turn_raises_with_its_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "keyless.yaml").write_text(
+        "agents:\n  root:\n    model: openai/gpt-4o-mini\n    instruction: answer\n"
+    )
+    with nbsession.local(agents_dir=str(tmp_path)) as client:
+        session = client.create_session(agent="keyless")
+        with pytest.raises(TurnFailed) as failed:
+            session.run("hello")
+    result = failed.value.result
+    assert result.stop_reason == "error" and "OPENAI_API_KEY" in (result.error or "")
+    assert "OPENAI_API_KEY" in str(failed.value)
