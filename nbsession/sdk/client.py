@@ -15,7 +15,7 @@ from typing import Any
 
 from ._runner import LoopThread, shared_loop
 from .discovery import find_server
-from .results import AgentInfo, SessionInfo
+from .results import AgentInfo, SessionInfo, SessionPage
 from .session import DEFAULT_AGENT, AsyncSession, Session
 from .transport import Transport
 
@@ -70,12 +70,13 @@ class AsyncClient:
     async def agents(self) -> list[AgentInfo]:
         return [AgentInfo.from_json(a) for a in await self._transport.list_agents()]
 
-    async def sessions(self, limit: int | None = None) -> list[SessionInfo]:
-        """Session summaries, newest first; at most ``limit`` of them."""
+    async def sessions(self, limit: int | None = None, before: str | None = None) -> SessionPage:
+        """Session summaries, newest first: at most ``limit`` of them, older than the cursor
+        ``before`` (a page's ``next_cursor``) when given."""
         if limit is not None and limit < 0:
             raise ValueError("limit cannot be negative.")
-        rows = await self._transport.list_sessions(limit)
-        return [SessionInfo.from_json(row) for row in rows[:limit]]
+        rows, cursor = await self._transport.list_sessions(limit, before)
+        return SessionPage([SessionInfo.from_json(row) for row in rows[:limit]], cursor)
 
     async def session(self, session_id: str, agent: str = DEFAULT_AGENT) -> AsyncSession:
         """The session ``session_id`` (``UnknownSession`` if there is none)."""
@@ -145,9 +146,9 @@ class Client:
     def agents(self) -> list[AgentInfo]:
         return self._runner.run(self._aio.agents())
 
-    def sessions(self, limit: int | None = None) -> list[SessionInfo]:
-        """Session summaries, newest first; at most ``limit`` of them."""
-        return self._runner.run(self._aio.sessions(limit))
+    def sessions(self, limit: int | None = None, before: str | None = None) -> SessionPage:
+        """Session summaries, newest first (see ``AsyncClient.sessions``)."""
+        return self._runner.run(self._aio.sessions(limit, before))
 
     def session(self, session_id: str, agent: str = DEFAULT_AGENT) -> Session:
         """The session ``session_id`` (``UnknownSession`` if there is none)."""

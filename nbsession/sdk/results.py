@@ -65,6 +65,18 @@ class SessionInfo:
         )
 
 
+class SessionPage(list[SessionInfo]):
+    """A page of ``client.sessions()``: a list, plus the cursor of the next (older) page.
+
+    ``client.sessions(limit=20, before=page.next_cursor)`` reads the next one; ``next_cursor``
+    is None on the last page.
+    """
+
+    def __init__(self, rows: list[SessionInfo], next_cursor: str | None) -> None:
+        super().__init__(rows)
+        self.next_cursor = next_cursor
+
+
 @dataclass(frozen=True)
 class AgentInfo:
     """An agent source the server offers (``client.agents()``)."""

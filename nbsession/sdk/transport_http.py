@@ -194,9 +194,16 @@ class HTTPTransport:
     async def list_agents(self) -> list[dict[str, Any]]:
         return await self._json("GET", "api/agents")
 
-    async def list_sessions(self, limit: int | None) -> list[dict[str, Any]]:
-        params = {"limit": str(limit)} if limit is not None else None
-        return await self._json("GET", "api/sessions", params=params)
+    async def list_sessions(
+        self, limit: int | None, before: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        params = {}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if before is not None:
+            params["before"] = before
+        response = await self._request("GET", "api/sessions", params=params or None)
+        return response.json(), response.headers.get("X-Next-Cursor")
 
     async def create_session(self, template: Mapping[str, Any]) -> dict[str, Any]:
         return await self._json("POST", "api/sessions", dict(template))

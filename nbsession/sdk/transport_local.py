@@ -126,9 +126,14 @@ class LocalTransport:
     async def list_agents(self) -> list[dict[str, Any]]:
         return [agent.to_json() for agent in await self._do("list_agents")]
 
-    async def list_sessions(self, limit: int | None) -> list[dict[str, Any]]:
-        summaries = await self._do("get_sessions")
-        return [s.to_json() for s in summaries[:limit]]
+    async def list_sessions(
+        self, limit: int | None, before: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        if limit is None and before is None:
+            summaries, cursor = await self._do("get_sessions"), None
+        else:
+            summaries, cursor = await self._do("get_session_page", limit, before)
+        return [s.to_json() for s in summaries], cursor
 
     async def create_session(self, template: Mapping[str, Any]) -> dict[str, Any]:
         return (await self._do("create_session", dict(template))).to_json()

@@ -171,3 +171,17 @@ async def _until_stopped(stream: EventStream) -> AsyncIterator[Event]:
         yield event
         if event.type == "stream_stopped":
             await stream.aclose()
+
+
+def test_sessions_page_by_page(client: nbsession.Client) -> None:
+    created = [client.create_session(title=f"page {i}").id for i in range(5)]
+    newest_first = created[::-1]
+    seen: list[str] = []
+    page = client.sessions(limit=2)
+    while True:
+        assert len(page) <= 2
+        seen += [info.id for info in page]
+        if page.next_cursor is None or len(seen) >= 5:
+            break
+        page = client.sessions(limit=2, before=page.next_cursor)
+    assert seen[:5] == newest_first

@@ -29,7 +29,10 @@ def test_the_bundled_agent_runs_with_no_arguments(local: nbsession.Client) -> No
     session = local.create_session(title="local")
     result = session.run("what is 17*23")
     assert "391" in str(result) and result.ok
-    assert local.sessions(limit=1)[0].id == session.id
+    newer = local.create_session()
+    first = local.sessions(limit=1)
+    assert [info.id for info in first] == [newer.id] and first.next_cursor
+    assert [info.id for info in local.sessions(limit=1, before=first.next_cursor)] == [session.id]
     assert local.where == "local::memory:"
 
 
