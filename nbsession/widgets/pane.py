@@ -41,6 +41,35 @@ Action = dict[str, Any]
 or ``{"kind": "cancel", "body": {}}``; ``body`` is the REST request body of the same route."""
 
 ACTION_KINDS = frozenset({"resume", "elicitation", "cancel"})
+TEXT_DELTAS = frozenset({"agent_choice", "agent_choice_reasoning"})
+
+
+def coalesce(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Envelopes (``{"seq", "event"}``) for ``items``, each run of text deltas as one event.
+
+    Consecutive ``agent_choice`` (or ``agent_choice_reasoning``) events of one agent become one
+    event holding their joined text and the run's last seq; the pane shows exactly the same
+    thing, and the fields it does not read for deltas (timestamp, session id) are left out.
+    """
+    out: list[dict[str, Any]] = []
+    for item in items:
+        envelope = dict(item) if "event" in item else {"seq": None, "event": dict(item)}
+        event = envelope["event"]
+        kind, content = event.get("type"), event.get("content")
+        if kind not in TEXT_DELTAS or not isinstance(content, str):
+            out.append(envelope)
+            continue
+        delta = {"type": kind, "content": content}
+        if "agent_name" in event:
+            delta["agent_name"] = event["agent_name"]
+        last = out[-1]["event"] if out else {}
+        if last.get("type") == kind and last.get("agent_name") == delta.get("agent_name"):
+            last["content"] += content
+            if envelope.get("seq") is not None:
+                out[-1]["seq"] = envelope["seq"]
+        else:
+            out.append({"seq": envelope.get("seq"), "event": delta})
+    return out
 
 
 class EventPane(anywidget.AnyWidget):
@@ -66,13 +95,14 @@ class EventPane(anywidget.AnyWidget):
         self.on_msg(self._on_front_end_message)
 
     def relay(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Send one batch of events to the rendered views (relay mode).
+        """Send one batch of events to the rendered views (relay mode), as one message.
 
         Each item is ``{"seq": n, "event": {...}}`` as ``/events`` numbers it (``seq`` may be
-        None), or a bare event. The front end ignores what it already applied, so a batch
-        may overlap an earlier one. Views that render later get everything relayed so far.
+        None), or a bare event; relay each event once, in order. Runs of text deltas are
+        merged (see :func:`coalesce`), so a turn costs bytes in proportion to its text, not
+        to its number of deltas. Views that render later get everything relayed so far.
         """
-        batch = list(events)
+        batch = coalesce(events)
         if not batch:
             return
         self._relayed.extend(batch)

@@ -104,26 +104,33 @@ def test_relay_sends_one_batched_message_and_replays_to_late_views(
         kernel,
         "from nbsession.widgets import EventPane\n"
         "relay_pane = EventPane(session_id='s-2')\n"
-        "relay_pane.relay([{'seq': n, 'event': {'type': 'agent_choice', 'content': str(n)}}"
-        " for n in range(1, 101)])\n"
+        "deltas = [{'seq': n, 'event': {'type': 'agent_choice', 'agent_name': 'root',\n"
+        "  'timestamp': '2026-01-01T00:00:00Z', 'content': f'{n} '}} for n in range(2, 102)]\n"
+        "relay_pane.relay([{'seq': 1, 'event': {'type': 'stream_started'}}, *deltas,\n"
+        "  {'type': 'warning', 'message': 'careful'}])\n"
         "print(relay_pane.model_id)",
     )
     batches = customs(messages)
-    assert len(batches) == 1
-    assert batches[0]["kind"] == "events"
-    assert [e["seq"] for e in batches[0]["events"]] == list(range(1, 101))
+    text = "".join(f"{n} " for n in range(2, 102))
+    expected = [
+        {"seq": 1, "event": {"type": "stream_started"}},
+        {"seq": 101, "event": {"type": "agent_choice", "content": text, "agent_name": "root"}},
+        {"seq": None, "event": {"type": "warning", "message": "careful"}},
+    ]
+    assert batches == [{"kind": "events", "events": expected}]
 
     comm_id = output(messages).strip()
-    send_from_front_end(kernel, comm_id, {"kind": "ready"})
+    send_from_front_end(kernel, comm_id, {"kind": "ready", "mode": "relay"})
     replayed: list[dict[str, Any]] = []
     deadline = time.monotonic() + TIMEOUT
-    while sum(len(b["events"]) for b in replayed) < 100 and time.monotonic() < deadline:
+    while sum(len(b["events"]) for b in replayed) < len(expected):
+        assert time.monotonic() < deadline, "the kernel did not replay the relayed events"
         try:
             msg = kernel.get_iopub_msg(timeout=1)
         except queue.Empty:
             continue
         replayed.extend(customs([msg]))
-    assert [e["seq"] for b in replayed for e in b["events"]] == list(range(1, 101))
+    assert [e for b in replayed for e in b["events"]] == expected
 
 
 def test_answers_from_a_relay_pane_reach_the_registered_callback(
