@@ -72,14 +72,48 @@ def build_toolsets(
     Raises ``ValueError`` for a type with no factory.
     """
     env = env or ToolsetEnv()
-    toolsets = []
+    toolsets: list[Toolset] = []
     for type_, options in specs:
         factory = TOOLSET_FACTORIES.get(type_)
         if factory is None:
             known = ", ".join(sorted(TOOLSET_FACTORIES))
             raise ValueError(f"Unknown toolset type {type_!r} (known: {known}).")
-        toolsets.append(factory(options, env))
+        toolset = factory(options, env)
+        only = options.get("tools")
+        if only is not None:
+            if not isinstance(only, list) or not all(isinstance(name, str) for name in only):
+                raise ValueError("tools: must be a list of tool names")
+            toolset = OnlyTools(toolset, frozenset(only))
+        toolsets.append(toolset)
     return toolsets
+
+
+class OnlyTools(Toolset):
+    """docker-agent's ``tools:`` key, on any toolset: only the listed tools of it are offered
+    (an MCP server's are named as the server names them)."""
+
+    def __init__(self, inner: Toolset, names: frozenset[str]) -> None:
+        self.type = inner.type  # type: ignore[misc] - the wrapped toolset's type
+        self.inner = inner
+        self.names = names
+
+    @property
+    def started(self) -> bool:
+        return self.inner.started
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def tools(self) -> list[Tool]:
+        return [tool for tool in await self.inner.tools() if _base_name(tool) in self.names]
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _base_name(tool: Tool) -> str:
+    """A tool's name before any prefix its toolset added (MCP's ``name`` option)."""
+    return getattr(tool, "server_name", tool.definition.name)
 
 
 __all__ = [

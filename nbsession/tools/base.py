@@ -8,6 +8,8 @@ in one place (and logs it) instead of every tool guessing how.
 
 from __future__ import annotations
 
+import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -134,6 +136,15 @@ class ToolsetEnv:
     data_dir: str = ""
     source_id: str = "default"
     source_dir: str = ""
+
+
+_ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str) -> str:
+    """An option value with ``$VAR``, ``${VAR}`` and docker-agent's ``${env.VAR}`` replaced
+    from the server's environment (unknown variables are left as they are)."""
+    return os.path.expandvars(_ENV_REF.sub(r"${\1}", value))
 
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)

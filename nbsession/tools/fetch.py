@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset, expand_env
 
 MAX_BODY = 1 << 20
 _MAX_ROBOTS = 64 * 1024
@@ -97,6 +97,11 @@ class FetchToolset(Toolset):
 
     async def tools(self) -> list[Tool]:
         return list(self._tools)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The configured headers, ``${env.X}`` and ``$X`` expanded at each use."""
+        return {key: expand_env(value) for key, value in self._options.headers.items()}
 
     async def _fetch(self, args: FetchArgs, ctx: ToolContext) -> ToolResult:
         timeout = args.timeout or self._options.timeout
@@ -235,7 +240,7 @@ class _Redirecting:
             host = self._toolset._check_url(url)
             await self._toolset._check_address(url)
             # Configured headers (credentials) go to the first host only.
-            configured = self._toolset._options.headers if host == self._first_host else {}
+            configured = self._toolset.headers if host == self._first_host else {}
             request = self._client.build_request(
                 "GET", url, headers={**self._headers, **configured}
             )

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import re
 from collections.abc import Mapping
 from contextlib import AsyncExitStack, suppress
 from typing import Any, ClassVar, Literal
@@ -33,12 +31,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .base import Tool, ToolContext, ToolDefinition, ToolResult, Toolset
+from .base import expand_env as expand
 
 log = logging.getLogger("nbsession.tools.mcp")
 
 START_TIMEOUT = 60.0
 _CLOSE_TIMEOUT = 10.0
-_ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class RemoteOptions(BaseModel):
@@ -59,7 +57,6 @@ class MCPOptions(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     remote: RemoteOptions | None = None
     ref: str = ""
-    tools: list[str] | None = Field(None, description="Only these tools of the server")
     name: str = Field("", description="Prefix of the tool names: <name>_<tool>")
 
     @model_validator(mode="after")
@@ -76,11 +73,6 @@ class MCPOptions(BaseModel):
     def describe(self) -> str:
         """A short, secret-free name for messages: the command, or the remote's URL."""
         return self.command if self.command else self.remote.url if self.remote else "mcp"
-
-
-def expand(value: str) -> str:
-    """``$VAR``, ``${VAR}`` and docker-agent's ``${env.VAR}`` from the server's environment."""
-    return os.path.expandvars(_ENV_REF.sub(r"${\1}", value))
 
 
 class MCPToolset(Toolset):
@@ -117,10 +109,7 @@ class MCPToolset(Toolset):
             except BaseException:
                 await connection.close()
                 raise
-            wanted = self._options.tools
-            self._tools = [
-                _MCPTool(self, tool) for tool in listed if wanted is None or tool.name in wanted
-            ]
+            self._tools = [_MCPTool(self, tool) for tool in listed]
             self._connection = connection
 
     async def tools(self) -> list[Tool]:
@@ -195,7 +184,7 @@ class MCPToolset(Toolset):
 class _MCPTool(Tool):
     def __init__(self, toolset: MCPToolset, tool: Any) -> None:
         self._toolset = toolset
-        self._name = tool.name
+        self.server_name = tool.name  # what `tools:` filters on, before the `name` prefix
         annotations = tool.annotations
         prefix = toolset._options.name
         self.definition = ToolDefinition(
@@ -208,7 +197,7 @@ class _MCPTool(Tool):
         )
 
     async def call(self, arguments: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
-        return await self._toolset.call(self._name, arguments, ctx)
+        return await self._toolset.call(self.server_name, arguments, ctx)
 
 
 class _Connection:

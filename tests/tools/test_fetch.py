@@ -136,9 +136,12 @@ async def test_domain_lists_apply_to_every_redirect_hop(base: str) -> None:
     assert allow_list.is_error and "not in allowed_domains" in allow_list.output
 
 
-async def test_configured_headers_go_to_the_first_host_only(base: str) -> None:
+async def test_configured_headers_go_to_the_first_host_only(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = base.rsplit(":", 1)[1]
-    options = {**LOCAL, "headers": {"Authorization": "Bearer s3cret"}}
+    monkeypatch.setenv("NBS_FETCH_TOKEN", "s3cret")
+    options = {**LOCAL, "headers": {"Authorization": "Bearer ${env.NBS_FETCH_TOKEN}"}}
     direct = await fetch(options, urls=[f"{base}/headers"])
     assert json.loads(direct.output.split("\n\n", 1)[1]) == {"authorization": "Bearer s3cret"}
     other_host = f"{base}/redirect?to=http://localhost:{port}/headers"

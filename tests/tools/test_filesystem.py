@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nbsession.tools import FilesystemToolset, Tool, ToolContext, ToolResult
+from nbsession.tools import FilesystemToolset, Tool, ToolContext, ToolResult, build_toolsets
 from nbsession.tools.filesystem import PathEscape, resolve_inside
 
 DOCKER_AGENT_TOOLS = {
@@ -313,3 +313,14 @@ def test_resolve_inside_through_a_symlinked_root(tmp_path: Path) -> None:
     assert resolve_inside(alias, os.path.join(alias, "f.txt")) == os.path.join(str(real), "f.txt")
     with pytest.raises(PathEscape):
         resolve_inside(alias, str(tmp_path))
+
+
+async def test_the_tools_key_keeps_only_the_listed_tools() -> None:
+    [toolset] = build_toolsets([("filesystem", {"tools": ["read_file", "list_directory"]})])
+    assert toolset.type == "filesystem"
+    assert sorted(t.definition.name for t in await toolset.tools()) == [
+        "list_directory",
+        "read_file",
+    ]
+    with pytest.raises(ValueError, match="tools"):
+        build_toolsets([("filesystem", {"tools": "read_file"})])

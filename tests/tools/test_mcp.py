@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from nbsession.tools import ElicitationResult, MCPToolset, Tool, ToolContext, ToolResult
+from nbsession.tools import (
+    ElicitationResult,
+    MCPToolset,
+    Tool,
+    ToolContext,
+    ToolResult,
+    build_toolsets,
+)
 
 SERVER = str(Path(__file__).resolve().parent.parent / "mcp_server.py")
 STDIO = {"command": sys.executable, "args": [SERVER, "stdio"]}
@@ -183,7 +190,10 @@ async def test_remote_streamable_http_with_headers(tmp_path: Path, http_server: 
 
 
 async def test_tool_filter_and_name_prefix() -> None:
-    toolset, tools = await started({**STDIO, "tools": ["add", "whoami"], "name": "calc"})
+    [toolset] = build_toolsets([("mcp", {**STDIO, "tools": ["add", "whoami"], "name": "calc"})])
+    assert toolset.type == "mcp" and not toolset.started
+    await asyncio.wait_for(toolset.start(), DEADLINE)
+    tools = {tool.definition.name: tool for tool in await toolset.tools()}
     try:
         assert set(tools) == {"calc_add", "calc_whoami"}
         result = await tools["calc_add"].call({"a": 1, "b": 2}, ToolContext("s", ""))
