@@ -298,7 +298,7 @@ async def history(manager: SessionManager, sizes: list[int]) -> None:
             await driver.turn(session.id, "plain")
             warm.append(time.perf_counter() - start)
         reads = {}
-        live = manager._live[session.id].recorder.session  # the handler-visible state
+        live = manager._live(session.id).recorder.session  # the handler-visible state
         calls: dict[str, Callable[[], Awaitable[Any] | Any]] = {
             "get": lambda sid=session.id: manager.get_session(sid),
             "snapshot": lambda sid=session.id: manager.get_session_snapshot(sid),
