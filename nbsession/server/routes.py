@@ -354,7 +354,7 @@ ROUTES: tuple[Route, ...] = (
             "POST": Operation(
                 "Queue messages for a turn each after the current one.",
                 {202: FollowUpReply},
-                errors=(404, 429),
+                errors=(404, 409, 429),
                 body=MessagesRequest,
                 params=(
                     Param(
@@ -402,7 +402,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         f"{_SESSION}/title",
         h.TitleHandler,
-        {"PATCH": Operation("Rename.", {200: TitleReply}, errors=(404,), body=TitleRequest)},
+        {"PATCH": Operation("Rename.", {200: TitleReply}, errors=(404, 409), body=TitleRequest)},
     ),
     Route(
         f"{_SESSION}/permissions",
@@ -411,7 +411,7 @@ ROUTES: tuple[Route, ...] = (
             "PATCH": Operation(
                 "Replace the session's tool permissions.",
                 {200: MessageReply},
-                errors=(404,),
+                errors=(404, 409),
                 body=PermissionsRequest,
             )
         },
@@ -421,7 +421,10 @@ ROUTES: tuple[Route, ...] = (
         h.TokensHandler,
         {
             "PATCH": Operation(
-                "Set the session's usage.", {200: StatusReply}, errors=(404,), body=TokensRequest
+                "Set the session's usage.",
+                {200: StatusReply},
+                errors=(404, 409),
+                body=TokensRequest,
             )
         },
     ),
@@ -430,14 +433,14 @@ ROUTES: tuple[Route, ...] = (
         h.StarredHandler,
         {
             "PATCH": Operation(
-                "Star or unstar.", {200: StatusReply}, errors=(404,), body=StarredRequest
+                "Star or unstar.", {200: StatusReply}, errors=(404, 409), body=StarredRequest
             )
         },
     ),
     Route(
         f"{_SESSION}/tools/toggle",
         h.ToolsToggleHandler,
-        {"POST": Operation("Flip tools_approved.", {200: ToolsApprovalReply}, errors=(404,))},
+        {"POST": Operation("Flip tools_approved.", {200: ToolsApprovalReply}, errors=(404, 409))},
     ),
     Route(
         f"{_SESSION}/messages",
