@@ -217,7 +217,12 @@ class AsyncSession:
         self._next_model = ""
 
     def __repr__(self) -> str:
-        return f"<AsyncSession {self.id} agent={self.agent!r} on {self._transport.where}>"
+        return f"<AsyncSession {self.id} agent={self.agent!r} on {self.where}>"
+
+    @property
+    def where(self) -> str:
+        """The API URL (``.../nbsession``) or local store the session lives on."""
+        return self._transport.where
 
     # -- turns ----------------------------------------------------------------------------
 
@@ -257,7 +262,7 @@ class AsyncSession:
 
         def hint(pending: Pending) -> None:
             if waiting["wait"] and waiting["pane"] is None:
-                print(approval_hint(pending, self._transport.where), flush=True)
+                print(approval_hint(pending, self.where), flush=True)
 
         turn = await self.start(prompt, model, on_pending=hint)
         waiting["pane"] = _show(self, turn, display)
@@ -486,6 +491,11 @@ class Session:
         return f"<Session {self.id} agent={self.agent!r} on {self.where}>"
 
     @property
+    def aio(self) -> AsyncSession:
+        """The ``AsyncSession`` underneath (it lives on the SDK's loop thread)."""
+        return self._aio
+
+    @property
     def id(self) -> str:
         return self._aio.id
 
@@ -499,8 +509,8 @@ class Session:
 
     @property
     def where(self) -> str:
-        """The server URL (or local store) the session lives on."""
-        return self._aio._transport.where
+        """The API URL (``.../nbsession``) or local store the session lives on."""
+        return self._aio.where
 
     def start(self, prompt: str, model: str | None = None) -> Turn:
         """Start a turn and return it at once, without a pane."""
