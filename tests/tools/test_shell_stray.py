@@ -27,8 +27,11 @@ async def test_cancelled_call_ends_although_a_setsid_child_holds_the_pipe(
 ) -> None:
     [tool] = await ShellToolset().tools()
     ctx = ToolContext(session_id="s1", working_dir=str(tmp_path))
-    # The pid goes to a temporary name first, so the reader never sees half of it.
-    cmd = "setsid sleep 30 & echo $! > stray.tmp && mv stray.tmp stray.pid; sleep 30"
+    # The stray records its own pid once it runs in its new session (recorded by the shell
+    # right after the fork, it could still be in the group when the kill came), and through a
+    # temporary name, so the reader never sees half of it.
+    stray_cmd = "echo $$ > stray.tmp && mv stray.tmp stray.pid && exec sleep 30"
+    cmd = f"setsid sh -c '{stray_cmd}' & sleep 30"
     call = asyncio.ensure_future(tool.call({"cmd": cmd}, ctx))
     stray = 0
     try:
