@@ -14,14 +14,31 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from .errors import UnstorableValue
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+
+def _integral(value: Any) -> Any:
+    """JSON does not tell ``5.0`` from ``5`` (JSON Schema's ``integer`` takes both): a float
+    without a fraction is that integer, even in strict models."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # Counts are stored as SQLite INTEGERs (signed 64-bit) and read by Go clients as int64.
-Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1), BeforeValidator(_integral)]
 Money = Annotated[float, Field(ge=0)]
 
 # A session id names a URL path segment, a file name and a header parameter: letters, digits,
@@ -60,8 +77,16 @@ class _Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def null_means_default(schema: dict[str, Any]) -> None:
+    """JSON schema of a model whose fields take ``null`` for "not given": say so."""
+    for name, field in schema.get("properties", {}).items():
+        schema["properties"][name] = {"anyOf": [field, {"type": "null"}]}
+
+
 class Permissions(_Model):
     """Shell-style glob patterns on tool names (SPEC 5): deny, then allow, then ask."""
+
+    model_config = ConfigDict(json_schema_extra=null_means_default)
 
     allow: list[str] = Field(default_factory=list)
     ask: list[str] = Field(default_factory=list)
@@ -113,7 +138,10 @@ class ChatMessage(_Model):
 class Message(_Model):
     """A chat message as the session stores it: who produced it and whether a user saw it."""
 
-    id: str = Field(default_factory=new_id)
+    # Empty or null: a new id (docker-agent clients send zero values).
+    id: Annotated[str, WithJsonSchema({"type": ["string", "null"]}, mode="validation")] = Field(
+        default_factory=new_id
+    )
     agent_name: str = Field(default="", alias="agentName")
     message: ChatMessage
     implicit: bool | None = None
@@ -121,7 +149,7 @@ class Message(_Model):
     @field_validator("id", mode="before")
     @classmethod
     def _blank_id_is_new(cls, value: Any) -> Any:
-        return value or new_id()
+        return new_id() if value is None or value == "" else value
 
 
 class Item(_Model):
@@ -234,7 +262,9 @@ class SessionTemplate(_Model):
     refused rather than coerced, since ``tools_approved`` turns every approval off.
     """
 
-    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="ignore", strict=True, allow_inf_nan=False, json_schema_extra=null_means_default
+    )
 
     title: str = ""
     working_dir: str = ""

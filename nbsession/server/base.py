@@ -14,6 +14,7 @@ put in ``request.body`` once complete, where the parsing helpers read it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import math
@@ -43,6 +44,8 @@ MAX_WAIT = 300.0
 """Every wait or timeout a client asks for is capped at five minutes (docker-agent's bound)."""
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+DURATION_PATTERN = r"^(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|s|m|h))+)$"
+"""What ``parse_duration`` accepts, as the OpenAPI document declares it."""
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -51,6 +54,7 @@ _AUTH_SCHEMES = frozenset({"bearer", "token"})
 MAX_JSON_DEPTH = 64
 """Request JSON nests at most this deep: far below what any parser in the chain (Python's
 recursion limit, pydantic's JSON reader when the store reads an item back) refuses."""
+MAX_INT_DIGITS = 100
 INT64_MAX = 2**63 - 1
 _INT64_DIGITS = len(str(INT64_MAX))
 # A \u escape of a UTF-16 surrogate: the only way a lone one gets into decoded UTF-8 text.
@@ -65,21 +69,16 @@ def parse_duration(text: str, name: str) -> float:
     """Seconds from ``30s``, ``5m``, ``500ms``, ``1m30s`` or bare seconds, capped at 5 minutes.
 
     The Go-style suffixes are what docker-agent clients send; ``name`` is the parameter the
-    400 names when ``text`` is none of these.
+    400 names when ``text`` is none of these (``DURATION_PATTERN`` says exactly which).
     """
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        parts = _DURATION.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise InvalidRequest(
-                f"{name} must be a duration like 10s, 5m or 500ms, got {text!r}.", field=name
-            ) from None
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidRequest(f"{name} must be a non-negative duration.", field=name)
-    return min(seconds, MAX_WAIT)
+    if not re.fullmatch(DURATION_PATTERN, text):
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
+        raise InvalidRequest(
+            f"{name} must be a duration like 10s, 5m or 500ms, got {shown!r}.", field=name
+        )
+    parts = _DURATION.findall(text)
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts) if parts else float(text)
+    return min(seconds, MAX_WAIT)  # a long digit string is a large float, never an error
 
 
 def _reject_constant(name: str) -> Any:
@@ -97,25 +96,27 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _int64(text: str) -> int:
-    """Integers are 64-bit signed, as Go clients and SQLite read them; a long digit string is
-    refused before conversion, which Python makes quadratic (and refuses past 4300 digits)."""
-    value = int(text) if len(text.lstrip("-")) <= _INT64_DIGITS else None
-    if value is None or not -INT64_MAX - 1 <= value <= INT64_MAX:
-        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+def _bounded_int(text: str) -> int:
+    """An integer literal of at most ``MAX_INT_DIGITS`` digits: converting longer ones costs
+    quadratic time (Python refuses them past 4300 digits). Typed fields check their own range
+    (token counts are 64-bit); free-form JSON may hold any integer that reads back."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise InvalidRequest(
-            f"The body has an integer outside the 64-bit range: {shown}.", field="body"
+            f"The body has an integer of {len(text)} characters; at most {MAX_INT_DIGITS} "
+            "digits are accepted.",
+            field="body",
         )
-    return value
+    return int(text)
 
 
 def parse_json(body: bytes) -> Any:
     """Decode a request body, refusing what no session may hold (SPEC 2: a 400, never a 500).
 
     The one gate every JSON body passes: text that is not UTF-8, lone surrogates (``\\ud800``
-    has no UTF-8 form, so no store or client could read it back), ``NaN`` and numbers out of
-    range, and nesting deeper than ``MAX_JSON_DEPTH``. The walk that finds the last two runs
-    only when a cheap scan of the text says it could find something.
+    has no UTF-8 form, so no store or client could read it back), ``NaN``, infinities and
+    integers of thousands of digits, and nesting deeper than ``MAX_JSON_DEPTH``. The walk
+    that finds surrogates and depth runs only when a cheap scan of the text says it could
+    find something.
     """
     try:
         text = body.decode("utf-8")
@@ -123,7 +124,10 @@ def parse_json(body: bytes) -> Any:
         raise InvalidRequest("The body is not UTF-8 text.", field="body") from None
     try:
         value = json.loads(
-            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except RecursionError:
         raise _too_deep() from None
@@ -182,6 +186,16 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name or "body"
 
 
+def _seq(value: str, source: str) -> int:
+    """A sequence number: ASCII digits ("²" is a digit to ``str.isdigit``) within 64 bits,
+    a 5000-digit string refused before conversion."""
+    if not (value.isascii() and value.isdigit()) or (
+        len(value) > _INT64_DIGITS or int(value) > INT64_MAX
+    ):
+        raise InvalidRequest(f"{source} must be a non-negative 64-bit integer.", field=source)
+    return int(value)
+
+
 def _declared_length(value: str) -> int | None:
     """A ``Content-Length`` of ASCII digits, else None (tornado refuses the malformed ones).
 
@@ -237,8 +251,12 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         ``prepare`` for cookie-authenticated writes, from the header or the query (a form
         field in the body is not read: the body has not arrived).
         """
-        if self.request.method != "OPTIONS" and not self.route.open:
+        method = self.request.method or ""
+        if method != "OPTIONS" and not self.route.open:
             await self._authenticate()
+        if self.route.operations and method not in (*self.route.operations, "OPTIONS"):
+            # Before jupyter-server's checks, which would answer a write's lack of XSRF token.
+            raise HTTPError(405)
         limit = self.app.max_request_bytes
         declared = _declared_length(self.request.headers.get("Content-Length", ""))
         if declared is not None and declared > limit:
@@ -330,8 +348,8 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
             raise TypeError(f"{type(self).__name__} validates {model.__name__}, not its route's.")
         if value is None:
             value = self.json_value()
-        try:
-            return model.model_validate(value)
+        try:  # strict all the way down: a nested model's lax mode would take "yes" for true
+            return model.model_validate(value, strict=True)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             field = _field_name(first["loc"])
@@ -340,7 +358,8 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
     def _query(self, name: str) -> str | None:
         if name not in self.operation.query_names:
             raise TypeError(f"{type(self).__name__} reads ?{name}, which its route omits.")
-        return self.get_query_argument(name, None)
+        # Not stripped: a value is what the document's schema describes, spaces included.
+        return self.get_query_argument(name, None, strip=False)
 
     @overload
     def duration_arg(self, name: str, default: float) -> float: ...
@@ -374,20 +393,14 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         return int(value)
 
     def seq_arg(self, name: str, header: str) -> int | None:
-        """A resume point from ``?name=`` or, when absent, the ``header`` (SPEC 3)."""
-        value = self._query(name)
-        source = name
-        if value is None:
-            value, source = self.request.headers.get(header), header
-        if value is None:
-            return None
-        value = value.strip()
-        # "²" is a digit to str.isdigit; a 5000-digit number is refused before conversion.
-        if not (value.isascii() and value.isdigit()) or (
-            len(value) > _INT64_DIGITS or int(value) > INT64_MAX
-        ):
-            raise InvalidRequest(f"{source} must be a non-negative 64-bit integer.", field=source)
-        return int(value)
+        """A resume point from ``?name=`` or, when absent, the ``header`` (SPEC 3).
+
+        Both are checked when both are sent: a malformed one is a 400 even where the other wins.
+        """
+        query = self._query(name)
+        sent = self.request.headers.get(header)
+        from_header = None if sent is None else _seq(sent, header)
+        return from_header if query is None else _seq(query, name)
 
     # -- replies --------------------------------------------------------------------------
 
@@ -406,9 +419,17 @@ class NBSessionHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(dump_json(reply.body()))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Every error is ``{"code", "message"}``; tracebacks stay in the server log."""
+        """Every error is ``{"code", "message"}``; tracebacks stay in the server log.
+
+        A 405 says which methods the path has (``Allow``, RFC 9110): the route's own and
+        OPTIONS, which jupyter-server answers on every API path.
+        """
         exc_info = kwargs.get("exc_info")
-        self.send_reply(error_reply(exc_info[1] if exc_info else None, status_code))
+        reply = error_reply(exc_info[1] if exc_info else None, status_code)
+        if reply.status == 405:
+            allowed = ", ".join([*self.route.operations, "OPTIONS"])
+            reply = dataclasses.replace(reply, headers=(*reply.headers, ("Allow", allowed)))
+        self.send_reply(reply)
 
     def log_exception(
         self,

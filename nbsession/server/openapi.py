@@ -16,7 +16,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import TypeAdapter
 
 from .. import __version__
-from .base import MAX_COUNT
+from .base import DURATION_PATTERN, INT64_MAX, MAX_COUNT
 from .routes import PREFIX, ROUTES, Operation, Param, Route
 from .schemas import ErrorBody
 
@@ -25,9 +25,9 @@ _SSE = "text/event-stream"
 _SSE_REPLY = "Server-Sent Events: per event an `id: <seq>` line and a `data: <Event>` line."
 _ERROR = {"$ref": _REF.format(model="ErrorBody")}
 _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
-    "duration": {"type": "string", "examples": ["30s"]},
+    "duration": {"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s"]},
     "boolean": {"type": "boolean"},
-    "integer": {"type": "integer", "minimum": 0},
+    "integer": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
     "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
     "string": {"type": "string"},
 }
@@ -94,7 +94,9 @@ def _operation(
                 "description": _SSE_REPLY if op.media == _SSE else responses.get(status, "Reply"),
                 "content": {
                     op.media if status < 300 else "application/json": {
-                        "schema": schemas[(route.path, method, status)]
+                        "schema": _sse_event(schemas[(route.path, method, status)])
+                        if op.media == _SSE and status < 300
+                        else schemas[(route.path, method, status)]
                     }
                 },
             }
@@ -127,6 +129,23 @@ def _operation(
     if route.open:
         result["security"] = []
     return result
+
+
+def _sse_event(data: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event, as OpenAPI 3.1 describes an event stream's items (3.2 names this
+    ``itemSchema``): an ``id`` line with the seq (none on a ``gap``), a JSON ``data`` line."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        },
+    }
 
 
 def _error_statuses(route: Route, op: Operation) -> list[int]:

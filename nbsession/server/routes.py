@@ -14,12 +14,11 @@ from typing import Any, Literal
 
 from tornado.web import RequestHandler
 
-from ..session import Session, SessionSummary
+from ..session import Session, SessionSummary, SessionTemplate
 from . import handlers as h
 from .schemas import (
     AddedReply,
     AgentInfo,
-    ApiMessage,
     BatchDeleteReply,
     BatchExportReply,
     BatchRequest,
@@ -30,6 +29,7 @@ from .schemas import (
     ImportBody,
     MessageReply,
     MessageRequest,
+    Messages,
     MessagesRequest,
     PermissionsRequest,
     QueueStatus,
@@ -208,7 +208,7 @@ ROUTES: tuple[Route, ...] = (
             "POST": Operation(
                 "Create a session from a template (a docker-agent session object is accepted).",
                 {200: Session},
-                accepts=Session,
+                accepts=SessionTemplate,
                 body_optional=True,
             ),
         },
@@ -296,7 +296,7 @@ ROUTES: tuple[Route, ...] = (
                     {200: Event},
                     errors=(404, 409, 422, 502),
                     body=RunRequest,
-                    accepts=RunRequest | list[ApiMessage],
+                    accepts=RunRequest | Messages,
                     params=(
                         Param("detach", "boolean", "Keep the turn running if this stream closes."),
                     ),

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..session import Count, Message, Money, Permissions, Role
+from ..runtime.loop import CONFIRMATIONS
+from ..session import Count, Message, Money, Permissions
 
 
 class Body(BaseModel):
@@ -25,11 +26,27 @@ class Body(BaseModel):
 
 
 class ApiMessage(Body):
-    """A message a client sends into a turn (docker-agent's ``api.Message``)."""
+    """A message a client sends into a turn (docker-agent's ``api.Message``): a user's, with
+    text or parts (an empty role means the user's)."""
 
-    role: Role = "user"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["content"], "properties": {"content": {"minLength": 1}}},
+                {
+                    "required": ["multi_content"],
+                    "properties": {"multi_content": {"type": "array", "minItems": 1}},
+                },
+            ]
+        }
+    )
+
+    role: Literal["user", ""] = "user"
     content: str = ""
     multi_content: list[dict[str, Any]] | None = None
+
+
+Messages = Annotated[list[ApiMessage], Field(min_length=1)]
 
 
 class RunRequest(Body):
@@ -38,20 +55,21 @@ class RunRequest(Body):
     A bare JSON array of messages is accepted too; the handler wraps it into this shape.
     """
 
-    messages: list[ApiMessage]
+    messages: Messages
     model: str = Field("", description="A model ref; empty keeps the current model.")
 
 
 class MessagesRequest(Body):
     """Steer and follow-up bodies."""
 
-    messages: list[ApiMessage]
+    messages: Messages
 
 
 class ResumeRequest(Body):
     confirmation: str = Field(
         description="approve | approve-session | approve-tool | reject",
         examples=["approve"],
+        json_schema_extra={"enum": list(CONFIRMATIONS)},
     )
     reason: str = ""
     tool_name: str = ""
@@ -88,7 +106,7 @@ class MessageRequest(Body):
 
 
 class SummaryRequest(Body):
-    summary: str
+    summary: str = Field(pattern=r"\S", description="Not blank.")
     first_kept_entry: Count | None = None
 
 
@@ -100,7 +118,7 @@ class ForkRequest(Body):
 
 
 class BatchRequest(Body):
-    session_ids: list[str]
+    session_ids: list[str] = Field(min_length=1)
 
 
 # --- Responses (documentation; the manager builds the JSON) -------------------------------
@@ -275,6 +293,24 @@ class Event(Reply):
 ImportBody = Annotated[
     dict[str, Any],
     WithJsonSchema(
-        {"type": "object", "description": "An exported .ipynb (nbformat 4) or recovery JSON."}
+        {
+            "description": "An exported .ipynb (nbformat 4, with the session in "
+            "metadata.nbsession) or a recovery export (GET .../recovery).",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["cells", "nbformat", "nbformat_minor", "metadata"],
+                    "properties": {
+                        "nbformat": {"const": 4},
+                        "metadata": {"type": "object", "required": ["nbsession"]},
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["recovery_version"],
+                    "properties": {"recovery_version": {"const": 1}},
+                },
+            ],
+        }
     ),
 ]

@@ -96,13 +96,14 @@ async def test_a_fork_whose_tokens_would_overflow_is_refused(
 @pytest.mark.parametrize(
     ("route", "body", "field"),
     [
-        ("summaries", {"summary": "s", "first_kept_entry": 2**63}, "64-bit"),
+        ("summaries", {"summary": "s", "first_kept_entry": 2**63}, "first_kept_entry"),
         ("summaries", {"summary": "s", "first_kept_entry": -1}, "first_kept_entry"),
-        ("tokens", {"input_tokens": 2**63, "output_tokens": 0}, "64-bit"),
+        ("tokens", {"input_tokens": 2**63, "output_tokens": 0}, "input_tokens"),
         ("tokens", {"input_tokens": 0, "output_tokens": 0, "cost": -1}, "cost"),
         ("messages", chat("x", usage={"input_tokens": -1}), "input_tokens"),
-        ("messages", chat("x", multi_content=[{"type": "text", "n": 2**64}]), "64-bit"),
-        ("fork", {"user_message_index": 2**70}, "body"),
+        ("messages", chat("x", usage={"input_tokens": 2**64}), "input_tokens"),
+        ("messages", chat("x", multi_content=[{"type": "text", "n": 10**200}]), "digits"),
+        ("fork", {"user_message_index": 2**70}, "user_message_index"),
     ],
 )
 async def test_numbers_out_of_range_are_refused(

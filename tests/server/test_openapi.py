@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -105,3 +106,39 @@ async def test_replies_match_their_schemas(api: Fetch) -> None:
         assert reply.code == status, url
         operation = document["paths"][path][method.lower()]
         validator(document, operation, status).validate(reply.json())
+
+
+async def test_a_405_says_which_methods_the_path_has(api: Fetch) -> None:
+    for method, path, allowed in [
+        ("PUT", "api/sessions", "GET, POST, OPTIONS"),
+        ("DELETE", "health", "GET, OPTIONS"),  # an open route: no XSRF 403 first
+        ("GET", f"api/sessions/{PLACEHOLDERS['session_id']}/fork", "POST, OPTIONS"),
+    ]:
+        reply = await api(method, path, {} if method != "GET" else None)
+        assert (reply.code, reply.error_code) == (405, "method_not_allowed"), path
+        assert reply.headers["Allow"] == allowed
+
+
+async def test_the_document_declares_the_400s_the_server_gives(api: Fetch) -> None:
+    """Empty lists and non-durations are refused; the document says so, and the server agrees."""
+    document = await fetch_document(api)
+    schemas = document["components"]["schemas"]
+    assert schemas["BatchRequest"]["properties"]["session_ids"]["minItems"] == 1
+    assert schemas["MessagesRequest"]["properties"]["messages"]["minItems"] == 1
+    ready = document["paths"]["/api/ready"]["get"]
+    [timeout] = ready["parameters"]
+    pattern = timeout["schema"]["pattern"]
+    assert all(re.fullmatch(pattern, good) for good in ("30s", "1m30s", "500ms", "2.5"))
+    for short in ("30ms", "0.05"):
+        assert (await api("GET", "api/ready", params={"timeout": short})).code == 503
+    for bad in ("", "soon", "-1s", "1e3", "inf", " 5s"):
+        assert not re.fullmatch(pattern, bad)
+        reply = await api("GET", "api/ready", params={"timeout": bad})
+        assert (reply.code, reply.error_code) == (400, "invalid_request"), bad
+    session_id = await new_session(api)
+    for route, body in [
+        ("batch/delete", {"session_ids": []}),
+        (f"{session_id}/steer", {"messages": []}),
+    ]:
+        reply = await api("POST", f"api/sessions/{route}", body)
+        assert (reply.code, reply.error_code) == (400, "invalid_request"), route
