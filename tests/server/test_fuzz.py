@@ -294,8 +294,8 @@ def test_hostile_bodies_never_break_a_session(
 ) -> None:
     method, route, body = request_
     with server.client() as http:
-        messages = http.get(f"/api/sessions/{session_id}").json()["messages"]
-        message_id = next((i["message"]["id"] for i in messages if "message" in i), "none")
+        items = http.get(f"/api/sessions/{session_id}/recovery").json()["messages"]
+        message_id = next((i["message"]["id"] for i in items if "message" in i), "none")
         path = "/api/sessions" + route.format(sid=session_id, mid=message_id)
         reply = http.request(method, path, content=encode(body), params={"detach": "true"})
         assert reply.status_code < 500, (method, path, reply.text)
