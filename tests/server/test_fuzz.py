@@ -49,9 +49,11 @@ agents:
 """
 # Schema-valid requests these operations refuse for reasons of state the document cannot
 # express (a fork index past the session's user messages, a working dir that does not exist,
-# a message id the session lacks, an agent file the server has not got). Their 400s are still
-# checked against the document; only "a valid request is accepted" is not asked of them.
+# a message id the session lacks, an agent file the server has not got, a page cursor the
+# server did not issue). Their 400s are still checked against the document; only "a valid
+# request is accepted" is not asked of them.
 STATEFUL_400 = {
+    "GET /api/sessions",
     "POST /api/sessions",
     "POST /api/sessions/import",
     "POST /api/sessions/{session_id}/fork",
@@ -288,7 +290,7 @@ def encode(body: Any) -> bytes:
 
 
 @given(REQUESTS)
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_hostile_bodies_never_break_a_session(
     server: Server, session_id: str, request_: tuple[str, str, Any]
 ) -> None:
@@ -300,9 +302,10 @@ def test_hostile_bodies_never_break_a_session(
         reply = http.request(method, path, content=encode(body), params={"detach": "true"})
         assert reply.status_code < 500, (method, path, reply.text)
         for summary in http.get("/api/sessions").json():
-            for read in ("", "/snapshot"):
-                got = http.get(f"/api/sessions/{summary['id']}{read}")
-                assert got.status_code == 200, (method, path, body, got.text)
+            got = http.get(f"/api/sessions/{summary['id']}")
+            assert got.status_code == 200, (method, path, body, got.text)
+        snapshot = http.get(f"/api/sessions/{session_id}/snapshot")
+        assert snapshot.status_code == 200, (method, path, body, snapshot.text)
 
 
 def test_the_session_still_reads_back_and_the_log_holds_no_error(
