@@ -191,8 +191,8 @@ export function xsrfCookie(): string | undefined {
   return document.cookie.match(/\b_xsrf=([^;]*)\b/)?.[1];
 }
 
-/** The server's error body (`{code, message}`) as an `ApiError`. */
-async function apiError(response: Response): Promise<ApiError> {
+/** The server's error body (`{code, message}`) as an `ApiError` (the sidebar's calls use it too). */
+export async function apiError(response: Response): Promise<ApiError> {
   let code = 'internal';
   let message = `${response.status} ${response.statusText}`.trim();
   try {

@@ -13,7 +13,7 @@ import { Pane } from './pane';
 
 export { ApiError } from './actions';
 export type { ElicitationBody, PaneActions, ResumeBody } from './actions';
-export { DirectConnection, xsrfCookie } from './connection';
+export { apiError, DirectConnection, xsrfCookie } from './connection';
 export type { DirectOptions, FetchLike } from './connection';
 export { BlockSplitter, renderMarkdown } from './markdown';
 export { Pane } from './pane';

@@ -1,0 +1,250 @@
+"""The JupyterLab sidebar in a real browser: JupyterLab served by a real server, Debian's
+chromium, no kernel anywhere.
+
+The panel lists a session created over REST, shows the approval of a detached turn started
+over REST (and the waiting badge on its tab), runs the tool when ``Approve`` is clicked, and
+exports the session as a notebook that opens in a tab. Screenshots go to the test's tmp dir.
+
+Marked ``browser``: ``pytest -m "not browser"`` skips these where no chromium is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nbformat
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).parents[2]
+BUILT_EXTENSION = REPO / "nbsession" / "labextension"
+TIMEOUT_MS = 60_000
+TAB = '.jp-SideBar .lm-TabBar-tab[data-id="nbsession-sidebar"]'
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    api: httpx.Client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """``jupyter lab`` on a loopback port, loading the labextension built in this tree."""
+    assert (BUILT_EXTENSION / "package.json").exists(), (
+        "the labextension is not built: `pip install -e .` or `npm run build` in jupyter_extension/"
+    )
+    tmp_path = tmp_path_factory.mktemp("lab")
+    token = secrets.token_hex(16)
+    port = _free_port()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "notes.txt").write_text("hello from the sidebar test\n")
+    # The tree's build comes first (an editable install holds a copy made at install time).
+    extensions = tmp_path / "labextensions"
+    extensions.mkdir()
+    (extensions / "nbsession").symlink_to(BUILT_EXTENSION, target_is_directory=True)
+    settings = tmp_path / "lab-settings"
+    settings.mkdir()
+    (settings / "overrides.json").write_text(
+        json.dumps(
+            {
+                "@jupyterlab/apputils-extension:notification": {
+                    "fetchNews": "false",
+                    "checkForUpdates": False,
+                }
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    log_path = tmp_path / "lab.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--no-browser",
+            "--allow-root",
+            f"--ServerApp.root_dir={root}",
+            f"--IdentityProvider.token={token}",
+            f"--NBSessionApp.db_path={tmp_path / 'sessions.db'}",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.extra_labextensions_path={extensions}",
+            f"--LabApp.app_settings_dir={settings}",
+            f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    api = httpx.Client(
+        base_url=f"{url}nbsession", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+    def ready() -> bool:
+        assert server.poll() is None, log_path.read_text()
+        try:
+            return api.get("/api/ping").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _wait_for(ready, "jupyter lab to start", timeout=60)
+        yield Lab(url=url, token=token, root=root, api=api)
+    finally:
+        api.close()
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(lab: Lab, browser: Browser) -> Iterator[Page]:
+    """JupyterLab in a fresh workspace, with the sidebar open."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{lab.url}lab?reset&token={lab.token}")
+    tab = page.locator(TAB)
+    expect(tab).to_be_visible(timeout=TIMEOUT_MS)
+    tab.click()
+    expect(page.locator("#nbsession-sidebar")).to_be_visible()
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def _start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:
+    body = {"messages": [{"role": "user", "content": prompt}]}
+    url = f"/api/sessions/{session_id}/agent/default"
+    with lab.api.stream("POST", url, json=body, params={"detach": "true"}) as response:
+        response.raise_for_status()
+
+
+def _tool_results(lab: Lab, session_id: str) -> list[str]:
+    messages = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()["messages"]
+    return [m["message"]["content"] for m in messages if m["message"]["role"] == "tool"]
+
+
+def _row(page: Page, session_id: str) -> Any:
+    return page.locator(f'#nbsession-sidebar li[data-session-id="{session_id}"]')
+
+
+def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
+    lab: Lab, page: Page, tmp_path: Path
+) -> None:
+    sidebar = page.locator("#nbsession-sidebar")
+    expect(sidebar.get_by_role("button", name="New session", exact=True)).to_be_visible()
+    expect(sidebar.get_by_label("Agent")).to_have_value("default")
+
+    # Created over REST: the list shows it at the next poll (about a second).
+    created = time.monotonic()
+    session = lab.api.post("/api/sessions", json={"title": "Made over REST"}).json()
+    row = _row(page, session["id"])
+    expect(row).to_contain_text("Made over REST")
+    print(f"listed {time.monotonic() - created:.2f} s after its creation over REST")
+    page.screenshot(path=str(tmp_path / "1-listed.png"))
+
+    # A detached turn started over REST asks for approval: the panel shows it.
+    _start_detached_turn(lab, session["id"], "list the files")
+    row.locator(".nbsession-sidebar-row-open").click()
+    approve = sidebar.get_by_role("button", name="Approve", exact=True)
+    expect(approve).to_be_visible()
+    tab = page.locator(TAB)
+    expect(tab).to_have_attribute("data-nbsession-waiting", "1")
+    expect(tab).to_have_class(re.compile(r"\bnbsession-waiting\b"))
+    page.screenshot(
+        path=str(tmp_path / "2-waiting-for-approval.png"),
+        clip={"x": 0, "y": 0, "width": 760, "height": 720},
+    )
+
+    approve.click()
+    results = _wait_for(lambda: _tool_results(lab, session["id"]), "the tool's result")
+    assert "notes.txt" in results[0]
+    expect(sidebar.locator(".nbsession-pane-status")).to_contain_text("Done")
+    expect(tab).not_to_have_attribute("data-nbsession-waiting", "1")
+    expect(approve).to_have_count(0)
+    sidebar.screenshot(path=str(tmp_path / "3-done.png"))
+
+    # Export: the notebook is saved in the server's root and opens in a tab.
+    sidebar.get_by_role("button", name="Export", exact=True).click()
+    notebook_tab = page.locator(".jp-NotebookPanel:visible")
+    expect(notebook_tab).to_be_visible()
+    expect(notebook_tab.locator(".jp-Cell").first).to_contain_text("Made over REST")
+    exported = sorted(lab.root.glob("made-over-rest-*.ipynb"))
+    assert len(exported) == 1
+    nbformat.validate(nbformat.read(exported[0], as_version=4))
+    page.screenshot(path=str(tmp_path / "4-exported.png"))
+    if os.environ.get("NBSESSION_DOCS_SCREENSHOTS") == "1":  # refresh the README's picture
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "2-waiting-for-approval.png", REPO / "docs" / "sidebar.png")
