@@ -14,9 +14,14 @@ import {
   sessionAdded,
   sessionChanged,
   sessionRemoved,
+  type ListPage,
   type SessionSummary,
   waitingSessions
 } from '../src/sidebar/model';
+
+function page(rows: SessionSummary[], next: string | null = null): ListPage {
+  return { rows, next };
+}
 
 function row(id: string, minute: number, extra: Partial<SessionSummary> = {}): SessionSummary {
   return {
@@ -31,7 +36,7 @@ function row(id: string, minute: number, extra: Partial<SessionSummary> = {}): S
 
 describe('the session list', () => {
   it('shows a poll newest first, whatever order the server sent', () => {
-    const state = listReplaced(initialList(3), [row('a', 1), row('c', 3), row('b', 2)], {
+    const state = listReplaced(initialList(3), page([row('a', 1), row('c', 3), row('b', 2)]), {
       limit: 3
     });
     expect(state.sessions.map(r => r.id)).toEqual(['c', 'b', 'a']);
@@ -39,10 +44,10 @@ describe('the session list', () => {
   });
 
   it('replaces its rows on each poll: creations, renames and deletions from anywhere', () => {
-    let state = listReplaced(initialList(10), [row('a', 1), row('b', 2)], { limit: 10 });
+    let state = listReplaced(initialList(10), page([row('a', 1), row('b', 2)]), { limit: 10 });
     state = listReplaced(
       state,
-      [row('c', 3), row('a', 1, { title: 'Renamed elsewhere' })],
+      page([row('c', 3), row('a', 1, { title: 'Renamed elsewhere' })]),
       pollQuery(state)
     );
     expect(state.sessions.map(r => [r.id, r.title])).toEqual([
@@ -53,43 +58,49 @@ describe('the session list', () => {
 
   it('keeps the same state object when a poll changes nothing (no re-render)', () => {
     const rows = [row('a', 1), row('b', 2)];
-    const state = listReplaced(initialList(10), rows, { limit: 10 });
-    expect(listReplaced(state, rows.map(r => ({ ...r })), pollQuery(state))).toBe(state);
+    const state = listReplaced(initialList(10), page(rows), { limit: 10 });
+    expect(listReplaced(state, page(rows.map(r => ({ ...r }))), pollQuery(state))).toBe(state);
   });
 
-  it('pages older sessions in and polls all that are shown', () => {
-    let state = listReplaced(initialList(2), [row('d', 4), row('c', 3)], { limit: 2 });
+  it('pages older sessions in with the server’s cursor and polls all that are shown', () => {
+    let state = listReplaced(initialList(2), page([row('d', 4), row('c', 3)], 'after-c'), {
+      limit: 2
+    });
     expect(state.hasMore).toBe(true);
     const next = nextPageQuery(state);
-    expect(next).toEqual({ limit: 2, before: row('c', 3).created_at });
-    state = listAppended(state, [row('b', 2), row('a', 1)], next);
+    expect(next).toEqual({ limit: 2, before: 'after-c' });
+    state = listAppended(state, page([row('b', 2), row('a', 1)], 'after-a'));
     expect(state.sessions.map(r => r.id)).toEqual(['d', 'c', 'b', 'a']);
     expect(pollQuery(state)).toEqual({ limit: 4 });
-    state = listAppended(state, [], nextPageQuery(state));
+    state = listAppended(state, page([]));
     expect(state.hasMore).toBe(false);
+    // The next poll re-reads all four; its cursor is where `Load more` would go on.
+    state = listReplaced(state, page([row('e', 5), row('d', 4), row('c', 3), row('b', 2)], 'after-b'), pollQuery(state));
+    expect(state.sessions.map(r => r.id)).toEqual(['e', 'd', 'c', 'b']);
+    expect(nextPageQuery(state)).toEqual({ limit: 2, before: 'after-b' });
   });
 
-  it('shows everything, with nothing more to load, when the server ignores the limit', () => {
+  it('shows everything, with nothing more to load, when the server sends no cursor', () => {
     const rows = [row('a', 1), row('b', 2), row('c', 3), row('d', 4)];
-    const state = listReplaced(initialList(2), rows, { limit: 2 });
+    const state = listReplaced(initialList(2), page(rows), { limit: 2 });
     expect(state.sessions).toHaveLength(4);
     expect(state.hasMore).toBe(false);
   });
 
   it('reconnects without losing the rows, and says why', () => {
-    const live = listReplaced(initialList(10), [row('a', 1)], { limit: 10 });
+    const live = listReplaced(initialList(10), page([row('a', 1)]), { limit: 10 });
     const failed = listFailed(live, 'The Jupyter server cannot be reached.');
     expect(failed.status).toBe('reconnecting');
     expect(failed.error).toBe('The Jupyter server cannot be reached.');
     expect(failed.sessions).toEqual(live.sessions);
     expect(listFailed(failed, 'The Jupyter server cannot be reached.')).toBe(failed);
-    const back = listReplaced(failed, [row('a', 1)], pollQuery(failed));
+    const back = listReplaced(failed, page([row('a', 1)]), pollQuery(failed));
     expect(back.status).toBe('live');
     expect(back.error).toBeNull();
   });
 
   it('applies the user’s own changes at once', () => {
-    let state = listReplaced(initialList(10), [row('a', 1), row('b', 2)], { limit: 10 });
+    let state = listReplaced(initialList(10), page([row('a', 1), row('b', 2)]), { limit: 10 });
     state = sessionChanged(state, 'a', { starred: true, title: 'Mine' });
     expect(state.sessions.find(r => r.id === 'a')).toMatchObject({ starred: true, title: 'Mine' });
     state = sessionAdded(state, row('c', 3));
@@ -102,12 +113,12 @@ describe('the session list', () => {
   it('counts the sessions waiting for an answer: from the server and from open panes', () => {
     const state = listReplaced(
       initialList(10),
-      [
+      page([
         row('a', 1, { activity: { state: 'waiting_for_approval' } }),
         row('b', 2, { activity: { state: 'running_tool' } }),
         row('c', 3, { activity: { state: 'waiting_for_input' } }),
         row('d', 4)
-      ],
+      ]),
       { limit: 10 }
     );
     expect([...waitingSessions(state, [])].sort()).toEqual(['a', 'c']);

@@ -7,7 +7,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { apiError, type FetchLike } from '../pane';
-import type { ListQuery, SessionSummary } from './model';
+import type { ListPage, ListQuery, SessionSummary } from './model';
 
 /** `GET /api/agents` rows. */
 export interface AgentInfo {
@@ -39,12 +39,15 @@ export class SessionsApi {
   readonly fetch: FetchLike = (url, init) =>
     ServerConnection.makeRequest(url, init, this.settings);
 
-  list(query: ListQuery): Promise<SessionSummary[]> {
+  /** One page of the list; the next page's cursor comes in the `X-Next-Cursor` header. */
+  async list(query: ListQuery): Promise<ListPage> {
     const params = new URLSearchParams({ limit: String(query.limit) });
     if (query.before !== undefined) {
       params.set('before', query.before);
     }
-    return this.call('GET', `sessions?${params}`);
+    const response = await this.send('GET', `sessions?${params}`);
+    const rows = (await response.json()) as SessionSummary[];
+    return { rows, next: response.headers.get('X-Next-Cursor') };
   }
 
   agents(): Promise<AgentInfo[]> {

@@ -5,9 +5,9 @@
  *
  * Live updates: the panel re-reads the first `shown` sessions every second (`pollQuery`) and
  * replaces what it shows with the answer, so sessions created, renamed, starred or deleted by
- * anyone appear within a second. `Load more` asks for the page before the last row shown. A
- * server that ignores `limit` answers with the whole list: then everything is shown and there
- * is nothing more to load.
+ * anyone appear within a second. `Load more` asks for the page after the last one read, with
+ * the cursor the server sent (`X-Next-Cursor`); no cursor means nothing more to load (also
+ * from a server that ignores `limit` and sends the whole list).
  */
 
 /** One row of `GET /api/sessions` (SPEC 2), plus the live fields a server may add. */
@@ -25,6 +25,12 @@ export interface SessionSummary {
   [key: string]: unknown;
 }
 
+/** One answer of `GET /api/sessions`: its rows and the next page's cursor, if any. */
+export interface ListPage {
+  rows: readonly SessionSummary[];
+  next: string | null;
+}
+
 export type ListStatus = 'loading' | 'live' | 'reconnecting';
 
 export interface ListState {
@@ -34,6 +40,8 @@ export interface ListState {
   pageSize: number;
   /** How many rows the user has paged in (the poll re-reads that many). */
   shown: number;
+  /** Where `Load more` continues (the last read's `X-Next-Cursor`); null at the end. */
+  cursor: string | null;
   hasMore: boolean;
   status: ListStatus;
   /** Why the last read failed (the server's message), while reconnecting. */
@@ -52,37 +60,36 @@ export function initialList(pageSize = 50): ListState {
     sessions: [],
     pageSize,
     shown: pageSize,
+    cursor: null,
     hasMore: false,
     status: 'loading',
     error: null
   };
 }
 
+/** The server's largest page. */
+export const MAX_LIMIT = 10_000;
+
 /** The read that refreshes every row shown. */
 export function pollQuery(state: ListState): ListQuery {
-  return { limit: Math.max(state.shown, state.pageSize) };
+  return { limit: Math.min(Math.max(state.shown, state.pageSize), MAX_LIMIT) };
 }
 
-/** The read for `Load more`: the page older than the last row shown. */
+/** The read for `Load more`: the page after the last one read. */
 export function nextPageQuery(state: ListState): ListQuery {
-  const last = state.sessions[state.sessions.length - 1];
-  return last === undefined
+  return state.cursor === null
     ? { limit: state.pageSize }
-    : { limit: state.pageSize, before: last.created_at };
+    : { limit: state.pageSize, before: state.cursor };
 }
 
 /** A poll answered: its rows replace the list (a server without paging sent them all). */
-export function listReplaced(
-  state: ListState,
-  rows: readonly SessionSummary[],
-  query: ListQuery
-): ListState {
-  const sessions = newestFirst(unique(rows));
+export function listReplaced(state: ListState, page: ListPage, query: ListQuery): ListState {
   const next: ListState = {
     ...state,
-    sessions,
+    sessions: newestFirst(unique(page.rows)),
     shown: Math.max(query.limit, state.pageSize),
-    hasMore: rows.length === query.limit,
+    cursor: page.next,
+    hasMore: page.next !== null,
     status: 'live',
     error: null
   };
@@ -90,19 +97,14 @@ export function listReplaced(
 }
 
 /** A `Load more` page answered: its rows go after those shown. */
-export function listAppended(
-  state: ListState,
-  rows: readonly SessionSummary[],
-  query: ListQuery
-): ListState {
-  const known = new Set(state.sessions.map(row => row.id));
-  const added = rows.filter(row => !known.has(row.id));
-  const sessions = newestFirst(unique([...state.sessions, ...added]));
+export function listAppended(state: ListState, page: ListPage): ListState {
+  const sessions = newestFirst(unique([...state.sessions, ...page.rows]));
   return {
     ...state,
     sessions,
     shown: sessions.length,
-    hasMore: rows.length === query.limit && added.length > 0,
+    cursor: page.next,
+    hasMore: page.next !== null,
     status: 'live',
     error: null
   };
@@ -198,6 +200,7 @@ function sameList(a: ListState, b: ListState): boolean {
     a.status === b.status &&
     a.error === b.error &&
     a.hasMore === b.hasMore &&
+    a.cursor === b.cursor &&
     a.shown === b.shown &&
     a.sessions.length === b.sessions.length &&
     a.sessions.every((row, i) => JSON.stringify(row) === JSON.stringify(b.sessions[i]))

@@ -255,7 +255,7 @@ export class SidebarPanel extends Widget {
     const query = nextPageQuery(this.state);
     this.loadMore.disabled = true;
     try {
-      this.setList(listAppended(this.state, await this.api.list(query), query));
+      this.setList(listAppended(this.state, await this.api.list(query)));
     } catch (error) {
       this.setList(listFailed(this.state, messageOf(error)));
     } finally {
