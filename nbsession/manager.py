@@ -63,6 +63,8 @@ log = logging.getLogger("nbsession.manager")
 
 RECOVERY_VERSION = 1
 IDEMPOTENCY_KEYS_KEPT = 1024
+MAX_IDEMPOTENCY_KEY = 255
+"""Characters of an ``Idempotency-Key``: 1024 kept keys must stay small in memory."""
 
 EventSource = Callable[[Callable[[Mapping[str, Any]], None]], Awaitable[None]]
 
@@ -503,6 +505,11 @@ class SessionManager:
         fails releases its key so a retry can land.
         """
         parsed = _user_messages(messages, "messages")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest(
+                f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.",
+                field="Idempotency-Key",
+            )
         await self._require(session_id)
         keys = self._state(session_id).idempotency
         if idempotency_key:

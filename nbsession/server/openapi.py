@@ -16,6 +16,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import TypeAdapter
 
 from .. import __version__
+from ..manager import MAX_IDEMPOTENCY_KEY
 from .base import DURATION_PATTERN, INT64_MAX, MAX_COUNT
 from .routes import PREFIX, ROUTES, Operation, Param, Route
 from .schemas import ErrorBody
@@ -30,6 +31,7 @@ _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "integer": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
     "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
     "string": {"type": "string"},
+    "key": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
 }
 _DESCRIPTION = (
     "docker-agent's session API served by jupyter-server. Authenticate with "

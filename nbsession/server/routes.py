@@ -61,7 +61,7 @@ class Param:
     """A query or header parameter an operation reads."""
 
     name: str
-    kind: Literal["duration", "boolean", "integer", "count", "string"]
+    kind: Literal["duration", "boolean", "integer", "count", "string", "key"]
     description: str
     location: Literal["query", "header"] = "query"
 
@@ -359,7 +359,7 @@ ROUTES: tuple[Route, ...] = (
                 params=(
                     Param(
                         "Idempotency-Key",
-                        "string",
+                        "key",
                         "The same key twice for a session is delivered once.",
                         "header",
                     ),

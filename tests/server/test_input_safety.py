@@ -259,6 +259,16 @@ async def test_a_refused_follow_up_changes_nothing(
     assert retried.status == "queued_streaming"  # the failed requests did not use the key
 
 
+async def test_an_oversized_idempotency_key_is_refused(api: Fetch, no_errors_logged: Any) -> None:
+    session_id = await new_session(api)
+    path = f"api/sessions/{session_id}/followup"
+    reply = await api("POST", path, user("hi"), headers={"Idempotency-Key": "k" * 256})
+    assert_refused(reply, "Idempotency-Key")
+    assert (await api("GET", f"api/sessions/{session_id}/queue")).json()["followup"]["depth"] == 0
+    accepted = await api("POST", path, user("hi"), headers={"Idempotency-Key": "k" * 255})
+    assert accepted.code == 202, accepted.body
+
+
 # -- import and export ----------------------------------------------------------------------
 
 
