@@ -248,3 +248,69 @@ def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
     if os.environ.get("NBSESSION_DOCS_SCREENSHOTS") == "1":  # refresh the README's picture
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / "2-waiting-for-approval.png", REPO / "docs" / "sidebar.png")
+
+
+def test_new_star_rename_delete_and_import_from_the_sidebar(lab: Lab, page: Page) -> None:
+    sidebar = page.locator("#nbsession-sidebar")
+    before = {s["id"] for s in lab.api.get("/api/sessions").json()}
+
+    # The palette's command makes a session and opens it in the panel.
+    page.evaluate("window.jupyterapp.commands.execute('nbsession:new-session')")
+    back = sidebar.get_by_role("button", name="Back to the session list")
+    expect(back).to_be_visible()
+    made = _wait_for(
+        lambda: {s["id"] for s in lab.api.get("/api/sessions").json()} - before, "a new session"
+    )
+    (session_id,) = made
+
+    # Star and rename (a JupyterLab dialog), checked over REST.
+    sidebar.get_by_role("button", name="☆ Star").click()
+    _wait_for(lambda: _summary(lab, session_id)["starred"], "the star")
+    sidebar.get_by_role("button", name="Rename", exact=True).click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("Renamed in the sidebar")
+    dialog.locator("input").press("Enter")
+    _wait_for(lambda: _summary(lab, session_id)["title"] == "Renamed in the sidebar", "the title")
+    back.click()
+    row = _row(page, session_id)
+    expect(row).to_contain_text("Renamed in the sidebar")
+    expect(row.get_by_role("button", name="Unstar Renamed in the sidebar")).to_be_visible()
+
+    # Delete asks first: cancelling keeps the session, confirming deletes it.
+    row.locator(".nbsession-sidebar-row-open").click()
+    sidebar.get_by_role("button", name="Delete", exact=True).click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Cancel").click()
+    assert _summary(lab, session_id)
+    sidebar.get_by_role("button", name="Delete", exact=True).click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0)
+    assert lab.api.get(f"/api/sessions/{session_id}").status_code == 404
+
+    # Import: the file browser's context menu on an exported notebook recreates the session.
+    source = lab.api.post("/api/sessions", json={"title": "To be imported"}).json()["id"]
+    exported = lab.api.get(f"/api/sessions/{source}/notebook").content
+    (lab.root / "to-import.ipynb").write_bytes(exported)
+    (lab.root / "broken.ipynb").write_text(json.dumps(nbformat.v4.new_notebook()))
+    page.evaluate("window.jupyterapp.commands.execute('filebrowser:refresh')")
+    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").click()
+    before = {s["id"] for s in lab.api.get("/api/sessions").json()}
+    page.locator('.jp-DirListing-item[title*="to-import.ipynb"]').click(button="right")
+    page.locator(".lm-Menu-item", has_text="Import as Agent Session").click()
+    imported = _wait_for(
+        lambda: {s["id"] for s in lab.api.get("/api/sessions").json()} - before, "the import"
+    )
+    assert len(imported) == 1
+    expect(sidebar).to_be_visible()
+    expect(sidebar.locator(".nbsession-sidebar-session-title")).to_have_text("To be imported")
+
+    # A notebook without nbsession's record: the server's reason is shown, nothing is made.
+    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").click()
+    page.locator('.jp-DirListing-item[title*="broken.ipynb"]').click(button="right")
+    page.locator(".lm-Menu-item", has_text="Import as Agent Session").click()
+    expect(page.locator(".jp-Dialog")).to_contain_text("Import of broken.ipynb failed")
+    page.locator(".jp-Dialog").get_by_role("button").last.click()
+
+
+def _summary(lab: Lab, session_id: str) -> dict[str, Any]:
+    rows = lab.api.get("/api/sessions").json()
+    return next(row for row in rows if row["id"] == session_id)
