@@ -13,159 +13,42 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nbformat
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.browser_lab import (
+    DOCS,
+    TIMEOUT_MS,
+    Lab,
+    chromium,
+    start_detached_turn,
+    start_lab,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO = Path(__file__).parents[2]
-BUILT_EXTENSION = REPO / "nbsession" / "labextension"
-TIMEOUT_MS = 60_000
 TAB = '.jp-SideBar .lm-TabBar-tab[data-id="nbsession-sidebar"]'
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    api: httpx.Client
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """``jupyter lab`` on a loopback port, loading the labextension built in this tree."""
-    assert (BUILT_EXTENSION / "package.json").exists(), (
-        "the labextension is not built: `pip install -e .` or `npm run build` in jupyter_extension/"
-    )
-    tmp_path = tmp_path_factory.mktemp("lab")
-    token = secrets.token_hex(16)
-    port = _free_port()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "notes.txt").write_text("hello from the sidebar test\n")
-    # The tree's build comes first (an editable install holds a copy made at install time).
-    extensions = tmp_path / "labextensions"
-    extensions.mkdir()
-    (extensions / "nbsession").symlink_to(BUILT_EXTENSION, target_is_directory=True)
-    settings = tmp_path / "lab-settings"
-    settings.mkdir()
-    (settings / "overrides.json").write_text(
-        json.dumps(
-            {
-                "@jupyterlab/apputils-extension:notification": {
-                    "fetchNews": "false",
-                    "checkForUpdates": False,
-                }
-            }
-        )
-    )
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-    }
-    log_path = tmp_path / "lab.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            "--no-browser",
-            "--allow-root",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={token}",
-            f"--NBSessionApp.db_path={tmp_path / 'sessions.db'}",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.extra_labextensions_path={extensions}",
-            f"--LabApp.app_settings_dir={settings}",
-            f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    api = httpx.Client(
-        base_url=f"{url}nbsession", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-
-    def ready() -> bool:
-        assert server.poll() is None, log_path.read_text()
-        try:
-            return api.get("/api/ping").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        _wait_for(ready, "jupyter lab to start", timeout=60)
-        yield Lab(url=url, token=token, root=root, api=api)
-    finally:
-        api.close()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
+    with start_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -184,19 +67,12 @@ def page(lab: Lab, browser: Browser) -> Iterator[Page]:
         page.close()
 
 
-def _start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:
-    body = {"messages": [{"role": "user", "content": prompt}]}
-    url = f"/api/sessions/{session_id}/agent/default"
-    with lab.api.stream("POST", url, json=body, params={"detach": "true"}) as response:
-        response.raise_for_status()
-
-
 def _tool_results(lab: Lab, session_id: str) -> list[str]:
     messages = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()["messages"]
     return [m["message"]["content"] for m in messages if m["message"]["role"] == "tool"]
 
 
-def _row(page: Page, session_id: str) -> Any:
+def _row(page: Page, session_id: str) -> Locator:
     return page.locator(f'#nbsession-sidebar li[data-session-id="{session_id}"]')
 
 
@@ -216,7 +92,7 @@ def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
     page.screenshot(path=str(tmp_path / "1-listed.png"))
 
     # A detached turn started over REST asks for approval: the panel shows it.
-    _start_detached_turn(lab, session["id"], "list the files")
+    start_detached_turn(lab, session["id"], "list the files")
     row.locator(".nbsession-sidebar-row-open").click()
     approve = sidebar.get_by_role("button", name="Approve", exact=True)
     expect(approve).to_be_visible()
@@ -229,7 +105,7 @@ def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
     )
 
     approve.click()
-    results = _wait_for(lambda: _tool_results(lab, session["id"]), "the tool's result")
+    results = wait_for(lambda: _tool_results(lab, session["id"]), "the tool's result")
     assert "notes.txt" in results[0]
     expect(sidebar.locator(".nbsession-pane-status")).to_contain_text("Done")
     expect(tab).not_to_have_attribute("data-nbsession-waiting", "1")
@@ -246,8 +122,8 @@ def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
     nbformat.validate(nbformat.read(exported[0], as_version=4))
     page.screenshot(path=str(tmp_path / "4-exported.png"))
     if os.environ.get("NBSESSION_DOCS_SCREENSHOTS") == "1":  # refresh the README's picture
-        (REPO / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(tmp_path / "2-waiting-for-approval.png", REPO / "docs" / "sidebar.png")
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "2-waiting-for-approval.png", DOCS / "sidebar.png")
 
 
 def test_new_star_rename_delete_and_import_from_the_sidebar(lab: Lab, page: Page) -> None:
@@ -258,19 +134,19 @@ def test_new_star_rename_delete_and_import_from_the_sidebar(lab: Lab, page: Page
     page.evaluate("window.jupyterapp.commands.execute('nbsession:new-session')")
     back = sidebar.get_by_role("button", name="Back to the session list")
     expect(back).to_be_visible()
-    made = _wait_for(
+    made = wait_for(
         lambda: {s["id"] for s in lab.api.get("/api/sessions").json()} - before, "a new session"
     )
     (session_id,) = made
 
     # Star and rename (a JupyterLab dialog), checked over REST.
     sidebar.get_by_role("button", name="☆ Star").click()
-    _wait_for(lambda: _summary(lab, session_id)["starred"], "the star")
+    wait_for(lambda: _summary(lab, session_id)["starred"], "the star")
     sidebar.get_by_role("button", name="Rename", exact=True).click()
     dialog = page.locator(".jp-Dialog")
     dialog.locator("input").fill("Renamed in the sidebar")
     dialog.locator("input").press("Enter")
-    _wait_for(lambda: _summary(lab, session_id)["title"] == "Renamed in the sidebar", "the title")
+    wait_for(lambda: _summary(lab, session_id)["title"] == "Renamed in the sidebar", "the title")
     back.click()
     row = _row(page, session_id)
     expect(row).to_contain_text("Renamed in the sidebar")
@@ -296,7 +172,7 @@ def test_new_star_rename_delete_and_import_from_the_sidebar(lab: Lab, page: Page
     before = {s["id"] for s in lab.api.get("/api/sessions").json()}
     page.locator('.jp-DirListing-item[title*="to-import.ipynb"]').click(button="right")
     page.locator(".lm-Menu-item", has_text="Import as Agent Session").click()
-    imported = _wait_for(
+    imported = wait_for(
         lambda: {s["id"] for s in lab.api.get("/api/sessions").json()} - before, "the import"
     )
     assert len(imported) == 1

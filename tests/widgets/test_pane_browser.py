@@ -10,128 +10,32 @@ CI installs it (.ci/run) and runs them.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser_lab import DOCS, TIMEOUT_MS, Lab, chromium, start_detached_turn, start_lab
+
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DOCS = Path(__file__).parents[2] / "docs"
-TIMEOUT_MS = 60_000
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    api: httpx.Client
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """``jupyter lab`` on a loopback port, with its own config, data and runtime folders."""
-    tmp_path = tmp_path_factory.mktemp("lab")
-    token = secrets.token_hex(16)
-    port = _free_port()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "notes.txt").write_text("hello from the browser test\n")
-    settings = tmp_path / "lab-settings"
-    settings.mkdir()
-    # No news or update toasts over the page.
-    (settings / "overrides.json").write_text(
-        json.dumps(
-            {
-                "@jupyterlab/apputils-extension:notification": {
-                    "fetchNews": "false",
-                    "checkForUpdates": False,
-                }
-            }
-        )
-    )
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-    }
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            "--no-browser",
-            "--allow-root",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={token}",
-            f"--NBSessionApp.db_path={tmp_path / 'sessions.db'}",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.app_settings_dir={settings}",
-            f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    api = httpx.Client(
-        base_url=f"{url}nbsession", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if api.get("/api/ping").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "lab.log").read_text()
-            assert time.monotonic() < deadline, "jupyter lab did not start in 60 s"
-            time.sleep(0.2)
-        yield Lab(url=url, token=token, root=root, api=api)
-    finally:
-        api.close()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
+    with start_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
@@ -145,35 +49,12 @@ def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
     nbformat.write(notebook, path)
 
 
-def _start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:
-    body = {"messages": [{"role": "user", "content": prompt}]}
-    url = f"/api/sessions/{session_id}/agent/default"
-    # A detached turn goes on after its run stream is closed; the pane follows /events.
-    with lab.api.stream("POST", url, json=body, params={"detach": "true"}) as response:
-        response.raise_for_status()
-
-
 KERNEL_IDLE = """() => {
   const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const kernel = widget && widget.sessionContext && widget.sessionContext.session
     && widget.sessionContext.session.kernel;
   return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
 }"""
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Chromium for one test: Playwright's sync API holds an event loop while it runs, which
-    must be gone before pytest-jupyter closes each test's loop."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _open_pane(lab: Lab, browser: Browser, session_id: str, panes: int = 1) -> Page:
@@ -210,7 +91,7 @@ def test_approve_in_the_browser_runs_the_tool_and_shows_the_answer(
         pane = page.locator(".nbsession-pane:visible")
         expect(pane.locator(".nbsession-pane-status")).to_have_text("Idle")
 
-        _start_detached_turn(lab, session_id, "list the files")
+        start_detached_turn(lab, session_id, "list the files")
         approve = pane.get_by_role("button", name="Approve", exact=True)
         expect(approve).to_be_visible()
         for label in ("Approve for session", "Always allow this tool", "Reject", "Stop"):
@@ -248,7 +129,7 @@ def test_an_answer_given_elsewhere_closes_every_pane_and_a_reload_rebuilds_it(
     page = _open_pane(lab, browser, session_id, panes=2)
     try:
         panes = page.locator(".nbsession-pane:visible")
-        _start_detached_turn(lab, session_id, "list the files")
+        start_detached_turn(lab, session_id, "list the files")
         for index in range(2):
             expect(
                 panes.nth(index).get_by_role("button", name="Approve", exact=True)
@@ -282,7 +163,7 @@ def test_stop_cancels_a_waiting_turn(lab: Lab, browser: Browser) -> None:
     page = _open_pane(lab, browser, session_id)
     try:
         pane = page.locator(".nbsession-pane:visible")
-        _start_detached_turn(lab, session_id, "list the files")
+        start_detached_turn(lab, session_id, "list the files")
         expect(pane.get_by_role("button", name="Approve", exact=True)).to_be_visible()
         pane.get_by_role("button", name="Stop", exact=True).click()
         expect(pane.locator(".nbsession-pane-status")).to_contain_text("Cancelled")
