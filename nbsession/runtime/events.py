@@ -181,3 +181,14 @@ def model_fallback(
         attempt=attempt,
         max_attempts=max_attempts,
     )
+
+
+def agent_switching(switching: bool, from_agent: str, to_agent: str) -> Event:
+    """A delegation starts (``switching`` true, to the sub-agent) or ends (false, back)."""
+    return _event(
+        "agent_switching",
+        to_agent or from_agent,
+        switching=switching,
+        from_agent=from_agent,
+        to_agent=to_agent,
+    )

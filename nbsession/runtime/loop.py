@@ -44,7 +44,16 @@ from ..errors import (
     SessionNotRunning,
     UnknownSession,
 )
-from ..session import ChatMessage, Item, Message, Permissions, ToolCall, new_id, utc_now
+from ..session import (
+    ChatMessage,
+    Item,
+    Message,
+    Permissions,
+    Session,
+    ToolCall,
+    new_id,
+    utc_now,
+)
 from ..tools import build_toolsets
 from ..tools.base import (
     ElicitationResult,
@@ -55,6 +64,7 @@ from ..tools.base import (
     Toolset,
     ToolsetEnv,
 )
+from ..tools.transfer_task import START, TransferTaskArgs, member_task, transfer_task_tool
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import (
@@ -70,7 +80,7 @@ from .models import (
     usage_facts,
 )
 from .permissions import decide, exact_pattern
-from .recorder import SessionRecorder
+from .recorder import SessionRecorder, SubSessionRecorder
 from .title import fallback_title, generate_title
 
 log = logging.getLogger("nbsession.runtime")
@@ -180,6 +190,7 @@ class AgentRuntime:
         followup_capacity: int = 8,
         title_model: str = "",
         models: ModelPool | None = None,
+        data_dir: str = "",
     ) -> None:
         self.recorder = recorder
         self.team = team
@@ -187,8 +198,12 @@ class AgentRuntime:
         self.steer_capacity = steer_capacity
         self.followup_capacity = followup_capacity
         self.title_model = title_model
+        self.data_dir = data_dir
         self._toolsets = list(toolsets)
-        self._tools = {tool.definition.name: tool for tool in tools}
+        # Tools of the runtime itself, not of a toolset: delegation to the sub-agents.
+        self._builtins = [transfer_task_tool(self._transfer)] if self.agent.sub_agents else []
+        self._tools = {tool.definition.name: tool for tool in [*tools, *self._builtins]}
+        self._delegate: AgentRuntime | None = None  # the sub-agent running a transfer_task
         self._steer: deque[Message] = deque()
         self._followups: deque[Message] = deque()
         self._own_models = models is None  # a runtime on its own closes its models
@@ -240,6 +255,7 @@ class AgentRuntime:
             agent_name=agent.name,
             toolsets=toolsets,
             tools=tools,
+            data_dir=data_dir,
             **options,
         )
 
@@ -398,7 +414,13 @@ class AgentRuntime:
         return True
 
     async def resume(self, confirmation: str, reason: str = "", tool_name: str = "") -> None:
-        """Answer the pending tool-call confirmation (SPEC 5); persisted answers first."""
+        """Answer the pending tool-call confirmation (SPEC 5); persisted answers first.
+
+        While a sub-agent runs (``transfer_task``), the pending confirmation is its own.
+        """
+        if self._delegate is not None:
+            await self._delegate.resume(confirmation, reason, tool_name)
+            return
         if confirmation not in CONFIRMATIONS:
             expected = ", ".join(CONFIRMATIONS)
             raise InvalidConfirmation(
@@ -439,6 +461,9 @@ class AgentRuntime:
     def resume_elicitation(
         self, action: str, content: Any = None, elicitation_id: str = ""
     ) -> None:
+        if self._delegate is not None:
+            self._delegate.resume_elicitation(action, content, elicitation_id)
+            return
         if action not in ELICITATION_ACTIONS:
             raise InvalidRequest(
                 f"Unknown action {action!r}; expected accept, decline or cancel.", field="action"
@@ -545,11 +570,21 @@ class AgentRuntime:
             opening.failure, label = exc.message, agent.model
         sid = self.session_id
         emit = self.recorder.emit
-        emit(events.agent_info(agent.name, label, agent.description, agent.welcome_message))
+        emit(self._agent_info(label))
         emit(events.team_info(sid, self._team_details(), agent.name))
         loading = any(not toolset.started for toolset in self._toolsets)
         emit(events.toolset_info(agent.name, len(self._tools), loading))
         return opening
+
+    def _agent_info(self, label: str = "") -> events.Event:
+        """``agent_info`` for this agent; ``label`` names its model (the current one if "")."""
+        agent = self.agent
+        if not label:
+            try:
+                label = self.current_model().label
+            except InvalidRequest:
+                label = agent.model
+        return events.agent_info(agent.name, label, agent.description, agent.welcome_message)
 
     def _team_details(self) -> list[dict[str, Any]]:
         """``team_info.available_agents``: each agent's description, model and commands."""
@@ -572,7 +607,6 @@ class AgentRuntime:
         return details
 
     async def _turn(self) -> StopReason:
-        session = self.recorder.session
         agent = self.agent
         opening, self._opening = self._opening, _Opening(model=None)
         self.recorder.emit(events.stream_started(self.session_id, agent.name))
@@ -588,29 +622,9 @@ class AgentRuntime:
             return "error"
         title_task = self._start_title(resolved)
         state = _TurnState()
-        iterations = 0
-        limit = session.max_iterations or agent.max_iterations
         try:
             await self._start_toolsets()
-            while True:
-                await self._drain_steer()
-                if limit and iterations >= limit:
-                    if not await self._continue_after(limit):
-                        break
-                    limit = iterations + MORE_ITERATIONS
-                iterations += 1
-                calls = await self._model_turn(resolved, state)
-                if not calls:
-                    if title_task is not None:  # a steer may arrive while the title is saved
-                        await title_task
-                        title_task = None
-                    if self._steer:
-                        continue
-                    break
-                for call in calls:
-                    await self._execute(call)
-            if title_task is not None:
-                await title_task
+            await self._steps(resolved, state, title_task)
             return "normal"
         except asyncio.CancelledError:
             if title_task is not None:
@@ -631,6 +645,123 @@ class AgentRuntime:
                 title_task.cancel()
             await self._fail(f"The turn failed: {exc}")
             return "error"
+
+    async def _steps(
+        self,
+        resolved: ResolvedModel,
+        state: _TurnState,
+        title_task: asyncio.Task[None] | None = None,
+    ) -> None:
+        """Call the model and run its tool calls until it answers without calling a tool
+        (and no steered message waits), pausing at ``max_iterations``."""
+        iterations = 0
+        limit = self.recorder.session.max_iterations or self.agent.max_iterations
+        while True:
+            await self._drain_steer()
+            if limit and iterations >= limit:
+                if not await self._continue_after(limit):
+                    break
+                limit = iterations + MORE_ITERATIONS
+            iterations += 1
+            calls = await self._model_turn(resolved, state)
+            if not calls:
+                if title_task is not None:  # a steer may arrive while the title is saved
+                    await title_task
+                    title_task = None
+                if self._steer:
+                    continue
+                break
+            for call in calls:
+                await self._execute(call)
+        if title_task is not None:
+            await title_task
+
+    async def _transfer(self, args: TransferTaskArgs, ctx: ToolContext) -> ToolResult:
+        """Run ``transfer_task``: the sub-agent works in a sub-session of this session, its
+        events in this session's log between two ``agent_switching`` events, and its last
+        answer becomes the call's result (docker-agent's task transfer)."""
+        if args.agent not in self.agent.sub_agents:
+            names = ", ".join(self.agent.sub_agents)
+            return ToolResult(
+                f"Agent {args.agent!r} is not in the sub-agents list of {self.agent_name!r} "
+                f"({names}).",
+                is_error=True,
+            )
+        parent = self.recorder.session
+        member = self.team.agent(args.agent)
+        now = utc_now().isoformat()
+        sub = Session(
+            title="Transferred task",
+            working_dir=parent.working_dir,
+            tools_approved=parent.tools_approved,
+            permissions=parent.permissions,
+            max_iterations=member.max_iterations,
+            messages=[
+                Item(
+                    message=Message(
+                        agent_name=member.name,
+                        message=ChatMessage(
+                            role="system", content=member_task(args), created_at=now
+                        ),
+                    )
+                ),
+                Item(
+                    message=Message(
+                        agent_name=member.name,
+                        implicit=True,
+                        message=ChatMessage(role="user", content=START, created_at=now),
+                    )
+                ),
+            ],
+        )
+        delegate = await AgentRuntime.create(
+            SubSessionRecorder(sub, self.recorder),
+            self.team,
+            member.name,
+            data_dir=self.data_dir,
+            models=self._models,
+            title_model=TITLE_OFF,
+        )
+        emit = self.recorder.emit
+        emit(events.agent_switching(True, self.agent_name, member.name))
+        emit(delegate._agent_info())
+        self._delegate = delegate
+        try:
+            return await delegate._work()
+        finally:
+            self._delegate = None
+            await delegate.close()
+            emit(events.agent_switching(False, member.name, self.agent_name))
+            emit(self._agent_info())
+            await self.recorder.append(Item(sub_session=sub, cost=sub.cost or None))
+            granted: dict[str, Any] = {}
+            if sub.tools_approved and not parent.tools_approved:
+                granted["tools_approved"] = True
+            if sub.permissions != parent.permissions:
+                granted["permissions"] = sub.permissions
+            if granted:  # what the user allowed inside the sub-agent holds for the session
+                await self.recorder.update(**granted)
+
+    async def _work(self) -> ToolResult:
+        """A delegated task's turn, on this (sub-agent's) runtime: its answer, or why not."""
+        try:
+            resolved = self.current_model()
+        except InvalidRequest as exc:
+            return ToolResult(f"Agent {self.agent_name!r} cannot run: {exc.message}", is_error=True)
+        state = _TurnState()
+        try:
+            await self._start_toolsets()
+            await self._steps(resolved, state)
+        except asyncio.CancelledError:
+            await self._after_cancel(state)
+            raise
+        except _TurnFailed:
+            errors = [item.error for item in self.recorder.session.messages if item.error]
+            reason = errors[-1] if errors else "its turn failed"
+            return ToolResult(f"Agent {self.agent_name!r} failed: {reason}", is_error=True)
+        said = [m.message for m in self.recorder.session.chat_messages()]
+        answers = [chat.content for chat in said if chat.role == "assistant"]
+        return ToolResult(answers[-1] if answers else "")
 
     async def _continue_after(self, limit: int) -> bool:
         """``max_iterations`` reached: pause until ``/resume`` (SPEC 5). Approving goes on for
@@ -913,6 +1044,7 @@ class AgentRuntime:
             for toolset in self._toolsets:
                 if toolset.started:
                     tools.update((tool.definition.name, tool) for tool in await toolset.tools())
+            tools.update((tool.definition.name, tool) for tool in self._builtins)
             self._tools = tools
         finally:
             self.recorder.emit(events.mcp_init_finished(self.agent_name))

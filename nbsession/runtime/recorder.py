@@ -126,3 +126,34 @@ class SessionRecorder:
                 items[index] = item
         if cancelled:
             raise asyncio.CancelledError
+
+
+class SubSessionRecorder(SessionRecorder):
+    """Records a sub-agent's session (``transfer_task``) in memory and publishes its events
+    to the parent session's log.
+
+    A sub-session is one item of its parent, as in docker-agent, so it is committed whole
+    when the delegation ends (``AgentRuntime._transfer``); until then its messages live only
+    here. A crash meanwhile loses them, and the parent's ``transfer_task`` call is answered as
+    interrupted when the session is next used, like any call cut short.
+    """
+
+    def __init__(self, session: Session, parent: SessionRecorder) -> None:
+        super().__init__(session, parent.store, parent.log)
+
+    async def append(self, item: Item, announce: Announce | None = None) -> int:
+        self.session.messages.append(item)
+        position = len(self.session.messages) - 1
+        if announce is not None:
+            self.emit(announce(position))
+        return position
+
+    async def claim_title(self, title: str) -> bool:
+        if self.session.title:
+            return False
+        self.session.title = title
+        return True
+
+    async def update(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self.session, name, value)
