@@ -133,7 +133,8 @@ async def test_a_turn_opens_as_docker_agents_does(api: Fetch, tmp_path: Path) ->
         ("helper", "demo", "offline"),
     ]
     assert team["available_agents"][1]["commands"]["df"]["instruction"] == "check the disk"
-    assert go.decode(events[2], go.ToolsetInfoEvent)["available_tools"] == 1
+    # think, and transfer_task for the sub_agents
+    assert go.decode(events[2], go.ToolsetInfoEvent)["available_tools"] == 2
     said = go.decode(events[3], go.UserMessageEvent)
     assert (said["message"], said["session_id"]) == ("what is 17*23", session_id)
     assert go.decode(events[4], go.StreamStartedEvent)["session_id"] == session_id
