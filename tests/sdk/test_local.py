@@ -88,3 +88,25 @@ def test_a_failed_turn_raises_with_its_result(
     result = failed.value.result
     assert result.stop_reason == "error" and "OPENAI_API_KEY" in (result.error or "")
     assert "OPENAI_API_KEY" in str(failed.value)
+
+
+async def test_cancelling_an_awaited_run_cancels_the_turn() -> None:
+    client = await nbsession.AsyncClient.local()
+    try:
+        session = await client.create_session()
+        running = asyncio.ensure_future(session.run("list the files"))
+        stream = session.events()
+        async for event in stream:
+            if event.type == "tool_call_confirmation":
+                break
+        running.cancel()  # what an interrupted `await session.run(...)` cell does
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        async for event in stream:
+            if event.type == "stream_stopped":
+                assert event["reason"] == "canceled"
+                break
+        await stream.aclose()
+        assert (await session.status())["streaming"] is False
+    finally:
+        await client.aclose()
