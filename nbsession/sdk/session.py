@@ -247,7 +247,11 @@ class AsyncSession:
             self._next_model = ""  # applied: the server keeps it as the session's override
         stream = EventStream(transport, sid, opener=_returning(source))
         turn = AsyncTurn(self, stream, on_pending, on_end)
-        await turn._opened()
+        try:
+            await turn._opened()
+        except BaseException:  # cancelled before the caller holds the turn: stop it too
+            await asyncio.shield(self._interrupt(turn))
+            raise
         return turn
 
     async def run(
