@@ -219,7 +219,7 @@ class AgentRuntime:
         self._opening = _Opening(model=None)
         self.streaming = False
         self.run: Run | None = None
-        self.activity: Activity | None = None
+        self._activity: Activity | None = None
 
     @classmethod
     async def create(
@@ -268,6 +268,14 @@ class AgentRuntime:
     @property
     def session_id(self) -> str:
         return self.recorder.session_id
+
+    @property
+    def activity(self) -> Activity | None:
+        """What the running turn is doing now; while a sub-agent works on a transferred task,
+        what the sub-agent is doing (waiting for an approval, say)."""
+        if self._delegate is not None and self._delegate.activity is not None:
+            return self._delegate.activity
+        return self._activity
 
     @property
     def tool_definitions(self) -> list[ToolDefinition]:
@@ -550,7 +558,7 @@ class AgentRuntime:
             self._followups.clear()
         self._steer.clear()  # refused while ending, so nothing accepted is lost here
         self.streaming = False
-        self.activity = None
+        self._activity = None
         self._cancelling = self._ending = False
         run.end_seq = end_seq if end_seq is not None else self.recorder.log.last_seq
         run.done.set()
@@ -879,7 +887,7 @@ class AgentRuntime:
         """One streamed request to one model, relayed to the session's log as it comes."""
         state.text = state.reasoning = ""
         state.streamed = False
-        self.activity = Activity("model")
+        self._activity = Activity("model")
         model = await self._model(choice)
         history = self._history.sync(self.recorder.session.messages)
         params = ModelRequestParameters(
@@ -1102,7 +1110,7 @@ class AgentRuntime:
         pending = _Elicitation(id=new_id(), future=asyncio.get_running_loop().create_future())
         self._elicitation = pending
         self.recorder.emit(events.elicitation_request(self.agent_name, message, schema, pending.id))
-        tool = self.activity.tool if self.activity else ""
+        tool = self._activity.tool if self._activity else ""
         try:
             with self._doing("waiting_for_input", tool):
                 return await pending.future
@@ -1112,11 +1120,11 @@ class AgentRuntime:
     @contextlib.contextmanager
     def _doing(self, state: ActivityState, tool: str) -> Iterator[None]:
         """Report ``state`` as the turn's activity while the block runs, then the one before."""
-        before, self.activity = self.activity, Activity(state, tool)
+        before, self._activity = self._activity, Activity(state, tool)
         try:
             yield
         finally:
-            self.activity = before
+            self._activity = before
 
     async def _commit_tool_result(
         self, call: ToolCall, result: ToolResult, definition: ToolDefinition | None = None

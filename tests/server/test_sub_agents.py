@@ -54,6 +54,10 @@ async def test_root_delegates_to_a_sub_agent_that_asks_for_approval(
     assert confirmation["tool_call"]["function"]["name"] == "shell"
     status = (await api("GET", f"{path}/status")).json()
     assert status["streaming"] is True
+    assert (status["activity"]["state"], status["activity"]["tool"]) == (
+        "waiting_for_approval",
+        "shell",
+    )
     reply = await api("POST", f"{path}/resume", {"confirmation": "approve"})
     assert reply.code == 200, reply.body
     await live.reply()
