@@ -127,12 +127,19 @@ class QueueFull(NBSessionError):
 
 
 class AgentSourceUnavailable(NBSessionError):
-    """An agent source exists but cannot be read or parsed."""
+    """An agent source exists but cannot be read."""
 
     code = "agent_source_unavailable"
 
 
-class AgentConfigError(AgentSourceUnavailable):
+class AgentInvalid(NBSessionError):
+    """An agent source was read but does not load as configured: the request cannot be served
+    until its file is fixed (not a gateway failure, so not a 502)."""
+
+    code = "agent_invalid"
+
+
+class AgentConfigError(AgentInvalid):
     """A YAML agent file is malformed; the message names the file and the key."""
 
     def __init__(self, path: str, key: str, problem: str) -> None:

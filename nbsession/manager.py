@@ -165,10 +165,13 @@ class TurnStream:
         """Return once the log has let this reader go for falling too far behind."""
         await self._sub.wait_dropped()
 
-    def cancel(self) -> None:
-        """Cancel this run if it is still the session's current one."""
-        if self._runtime.run is self._run:
-            self._runtime.cancel()
+    def cancel(self) -> bool:
+        """Cancel this run if it is still the session's current one and not over; whether
+        it was."""
+        if self._runtime.run is not self._run or self._run.done.is_set():
+            return False
+        self._runtime.cancel()
+        return True
 
     def close(self) -> None:
         self._done = True

@@ -4,6 +4,11 @@ Each file is parsed once and kept until its ``(mtime_ns, size)`` changes, so lis
 every request costs a directory scan, not a YAML parse; the scan itself is throttled by
 ``refresh_interval`` (SPEC 7). Sources are looked up by id in the scanned set only, so an id
 can never reach a file outside the directories.
+
+A file that stops loading after it once loaded (a broken edit, a file being rewritten) keeps
+serving its last good version, with a warning in the log and its problem in the listing, until
+it loads again, as docker-agent's source loader keeps its last good read. A file that never
+loaded is listed with its problem and refused when used.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AgentConfigError, AgentSourceUnavailable, UnknownAgent
+from ..errors import AgentInvalid, AgentSourceUnavailable, UnknownAgent
 from .agents import TeamConfig, load_team, source_id_for
 
 log = logging.getLogger("nbsession.config")
@@ -30,32 +35,45 @@ _SUFFIXES = (".yaml", ".yml")
 _FORBIDDEN_ID_CHARS = frozenset("/\\\0")
 
 
+_LoadError = AgentInvalid | AgentSourceUnavailable
+
+
 @dataclass(frozen=True)
 class AgentSourceInfo:
-    """One row of ``GET /api/agents``: a source summed up by its root agent."""
+    """One row of ``GET /api/agents``: a source summed up by its root agent.
+
+    ``error`` is why the file does not load as it is now: with an empty description when it
+    never loaded, with its last good version's fields when that is what is served.
+    """
 
     name: str
     description: str
     multi: bool
     commands: list[str]
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "multi": self.multi,
             "commands": list(self.commands),
         }
+        if self.error is not None:  # an extra field: docker-agent's clients ignore it
+            row["error"] = self.error
+        return row
 
 
 @dataclass
 class _Entry:
-    """A scanned file and, once asked for, what parsing it gave (a team or its error)."""
+    """A scanned file and, once asked for, what parsing it gave (a team or its error), with
+    the team an earlier version of the same file gave, served while this one is broken."""
 
     path: Path
     stamp: tuple[int, int]
     team: TeamConfig | None = None
-    error: AgentConfigError | None = None
+    error: AgentInvalid | None = None
+    last_good: TeamConfig | None = None
 
 
 def _is_plain_id(source_id: str) -> bool:
@@ -95,8 +113,9 @@ class SourceLoader:
             return sorted(self._entries)
 
     def get(self, source_id: str) -> TeamConfig:
-        """The parsed source; `UnknownAgent` when there is no such file, `AgentConfigError`
-        when it is broken, `AgentSourceUnavailable` when it cannot be read."""
+        """The parsed source (its last good version while its file is broken); `UnknownAgent`
+        when there is no such file, `AgentInvalid` when it never loaded,
+        `AgentSourceUnavailable` when it cannot be read."""
         if not _is_plain_id(source_id):
             raise UnknownAgent(source_id, "not a valid agent source id")
         with self._lock:
@@ -104,18 +123,23 @@ class SourceLoader:
             entry = self._entries.get(source_id)
             if entry is None:
                 raise UnknownAgent(source_id, "no such agent source")
-            return self._team(entry)
+            team, problem = self._load(entry)
+            if team is None:
+                assert problem is not None
+                raise problem.with_traceback(None)
+            return team
 
     def list(self) -> builtins.list[AgentSourceInfo]:
-        """Every source that loads, sorted by name; broken ones are left out (their problem
-        is logged when they are parsed), so one bad file never hides the others."""
+        """Every source, sorted by name; one that does not load is listed with its ``error``
+        rather than hidden, and never hides the others."""
         infos = []
         with self._lock:
             self._refresh()
             for source_id in sorted(self._entries):
-                try:
-                    team = self._team(self._entries[source_id])
-                except AgentSourceUnavailable:
+                team, problem = self._load(self._entries[source_id])
+                error = None if problem is None else problem.message
+                if team is None:
+                    infos.append(AgentSourceInfo(source_id, "", False, [], error))
                     continue
                 root = team.agent(None)
                 infos.append(
@@ -124,6 +148,7 @@ class SourceLoader:
                         description=root.description,
                         multi=team.multi,
                         commands=sorted(root.commands),
+                        error=error,
                     )
                 )
         return infos
@@ -143,6 +168,8 @@ class SourceLoader:
                 old = self._entries.get(source_id)
                 if old is not None and old.path == path and old.stamp == stamp:
                     entries[source_id] = old
+                elif old is not None and old.path == path:  # edited: remember what worked
+                    entries[source_id] = _Entry(path, stamp, last_good=old.team or old.last_good)
                 else:
                     entries[source_id] = _Entry(path, stamp)
         self._entries = entries
@@ -175,23 +202,34 @@ class SourceLoader:
                 yield path, (info.st_mtime_ns, info.st_size)
 
     @staticmethod
-    def _team(entry: _Entry) -> TeamConfig:
-        """Parse an entry on first use; a parse error is kept too, so a broken file is
-        reported once per change rather than on every listing. A read error is not kept:
-        fixing a file's permissions does not change its stamp."""
+    def _load(entry: _Entry) -> tuple[TeamConfig | None, _LoadError | None]:
+        """The team to serve and why the file does not load as it is now (None when it does).
+
+        Parsed on first use; a parse error is kept too, so a broken file is reported once per
+        change rather than on every listing. A read error is not kept: fixing a file's
+        permissions does not change its stamp.
+        """
         if entry.team is not None:
-            return entry.team
+            return entry.team, None
         if entry.error is not None:
-            raise entry.error.with_traceback(None)
+            return entry.last_good, entry.error
         try:
             # Messages may reach a client: they name the file as it is in agents_dir (sources
             # sit directly in their directory, so by its file name), never by a server path.
             entry.team = load_team(entry.path, name=entry.path.name)
-        except AgentConfigError as exc:
-            log.warning("Agent source %s is broken and skipped: %s", entry.path, exc.message)
+            return entry.team, None
+        except AgentInvalid as exc:
             entry.error = exc
-            raise
+            problem: _LoadError = exc
         except AgentSourceUnavailable as exc:
-            log.warning("Agent source %s is unavailable: %s", entry.path, exc.message)
-            raise
-        return entry.team
+            problem = exc
+        if entry.last_good is not None:
+            log.warning(
+                "Agent source %s does not load; its last good version is served until it is "
+                "fixed: %s",
+                entry.path,
+                problem.message,
+            )
+        else:
+            log.warning("Agent source %s does not load: %s", entry.path, problem.message)
+        return entry.last_good, problem

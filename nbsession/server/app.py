@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
 from .routes import tornado_handlers
@@ -24,6 +26,41 @@ if TYPE_CHECKING:
 
 STREAM_DRAIN_SECONDS = 5.0
 """How long a stopping server waits for open SSE responses to write their final events."""
+
+CORE_LOGGER = "nbsession"
+"""The parent of every logger of the core (``nbsession.manager``, ``nbsession.config``...)."""
+
+
+class ServerLogHandler(logging.Handler):
+    """Hands the core's records to the hosting server's own log handlers, so they come out as
+    the server's lines do (level, timestamp, logger name) instead of bare text on stderr.
+
+    The core stays free of jupyter-server: it logs to ``logging.getLogger("nbsession.*")``
+    and this handler, attached while the extension runs, is the only bridge. Records go to
+    the server's handlers directly (not through its logger), so nothing is emitted twice.
+    """
+
+    def __init__(self, server_log: logging.Logger) -> None:
+        super().__init__()
+        self.server_log = server_log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in self.server_log.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+    @classmethod
+    def attach(cls, server_log: logging.Logger) -> ServerLogHandler:
+        """Route the core's records to ``server_log``'s handlers, replacing an earlier route
+        (one process may host several servers in turn, as tests do)."""
+        core = logging.getLogger(CORE_LOGGER)
+        for old in [h for h in core.handlers if isinstance(h, cls)]:
+            core.removeHandler(old)
+        bridge = cls(server_log)
+        core.addHandler(bridge)
+        if core.level == logging.NOTSET or core.level > logging.INFO:
+            core.setLevel(logging.INFO)  # root's WARNING would drop the info lines
+        return bridge
 
 
 class NBSessionApp(ExtensionApp):
@@ -124,6 +161,7 @@ class NBSessionApp(ExtensionApp):
     manager: SessionManager
     _start: asyncio.Future[None] | None = None
     _streams: set[asyncio.Future[None]]
+    _log_bridge: ServerLogHandler | None = None
 
     @default("agents_dir")
     def _default_agents_dir(self) -> str:
@@ -173,6 +211,7 @@ class NBSessionApp(ExtensionApp):
 
         assert self.serverapp is not None
         self._streams = set()
+        self._log_bridge = ServerLogHandler.attach(self.serverapp.log)
         self.manager = SessionManager(
             ManagerConfig(
                 db_path=self.db_path,
@@ -216,7 +255,14 @@ class NBSessionApp(ExtensionApp):
         self.handlers.extend(tornado_handlers())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Open the store as soon as the server runs, so /ready is true from the start."""
+        """Open the store as soon as the server runs, so /ready is true from the start, and
+        say in one line where the API is and what it serves."""
+        self.log.info(
+            "nbsession: API at %s (db_path=%s, agents_dir=%s)",
+            url_path_join(serverapp.connection_url, "nbsession/"),
+            self.db_path,
+            self.agents_dir,
+        )
         with contextlib.suppress(Exception):  # logged by _open; requests retry
             await self.started_manager()
 
@@ -237,6 +283,13 @@ class NBSessionApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Cancel running turns, persist them and end every event log with session_exited."""
+        try:
+            await self._stop()
+        finally:
+            if self._log_bridge is not None:
+                logging.getLogger(CORE_LOGGER).removeHandler(self._log_bridge)
+
+    async def _stop(self) -> None:
         if self._start is None:
             return
         try:

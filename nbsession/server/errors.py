@@ -17,6 +17,7 @@ from http.client import responses
 from tornado.web import HTTPError
 
 from ..errors import (
+    AgentInvalid,
     AgentSourceUnavailable,
     Conflict,
     Forbidden,
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: dict[type[NBSessionError], int] = {
     Conflict: 409,
     RequestTooLarge: 413,
     ModelSwitchingNotSupported: 422,
+    AgentInvalid: 422,
     QueueFull: 429,
     AgentSourceUnavailable: 502,
 }

@@ -320,8 +320,12 @@ class RunHandler(NBSessionHandler):
                 stream.close()
                 # A client that left cancels its turn (docker-agent's rule); one the server let
                 # go for falling behind resumes on /events, so its turn goes on.
-                if ending is Ending.CLIENT_GONE and not detach:
-                    stream.cancel()
+                if ending is Ending.CLIENT_GONE and not detach and stream.cancel():
+                    self.log.info(
+                        "nbsession: the run stream of session %s was closed by its client; "
+                        "its turn is cancelled",
+                        session_id,
+                    )
             if ending is Ending.FINISHED:
                 self.finish(set_content_type="text/event-stream")
 

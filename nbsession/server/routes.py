@@ -167,7 +167,12 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "/api/agents",
         h.AgentsHandler,
-        {"GET": Operation("Agent sources, sorted by name.", {200: list[AgentInfo]})},
+        {
+            "GET": Operation(
+                "Agent sources, sorted by name; one whose file does not load has an `error`.",
+                {200: list[AgentInfo]},
+            )
+        },
     ),
     Route(
         "/api/agents/{agent_id}",
@@ -176,14 +181,18 @@ ROUTES: tuple[Route, ...] = (
             "GET": Operation(
                 "The parsed configuration of an agent source.",
                 {200: dict[str, Any]},
-                errors=(404, 502),
+                errors=(404, 422, 502),
             )
         },
     ),
     Route(
         "/api/agents/{agent_id}/{agent_name}/tools/count",
         h.AgentToolCountHandler,
-        {"GET": Operation("How many tools the agent has.", {200: ToolCount}, errors=(404, 502))},
+        {
+            "GET": Operation(
+                "How many tools the agent has.", {200: ToolCount}, errors=(404, 422, 502)
+            )
+        },
     ),
     Route(
         "/api/sessions",

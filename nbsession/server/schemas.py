@@ -164,6 +164,12 @@ class AgentInfo(Reply):
     description: str
     multi: bool
     commands: list[str]
+    error: str | None = Field(
+        None,
+        description="Present when the file does not load as it is now: its last good version "
+        "is served if it had one (then the fields above are that version's), else running it "
+        "is a 422 agent_invalid.",
+    )
 
 
 class ToolCount(Reply):

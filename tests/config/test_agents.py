@@ -497,7 +497,7 @@ def test_invalid_files_name_the_file_and_the_key(text: str, key: str, problem: s
     prefix = f"/agents/team.yaml: {key}: " if key else "/agents/team.yaml: "
     assert error.message.startswith(prefix)
     assert problem in error.message
-    assert error.code == "agent_source_unavailable"
+    assert error.code == "agent_invalid"
 
 
 def test_unsupported_toolset_message_lists_every_supported_type() -> None:

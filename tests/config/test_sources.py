@@ -173,7 +173,7 @@ def test_new_file_appears(tmp_path: Path) -> None:
     assert loader.get("new").agent(None).description == "first"
 
 
-def test_broken_file_is_skipped_by_list_but_raised_by_get(
+def test_broken_file_is_listed_with_its_error_and_refused_by_get(
     tmp_path: Path, parses: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     write(tmp_path / "good.yaml", SIMPLE)
@@ -181,25 +181,80 @@ def test_broken_file_is_skipped_by_list_but_raised_by_get(
     loader = SourceLoader(tmp_path, include_bundled=False)
 
     with caplog.at_level(logging.WARNING, logger="nbsession.config"):
-        assert [info.name for info in loader.list()] == ["good"]
-        assert [info.name for info in loader.list()] == ["good"]
+        listed = loader.list()
+        assert loader.list() == listed
     with pytest.raises(AgentConfigError, match=r"agents\.root\.model") as caught:
         loader.get("broken")
 
+    assert [(info.name, info.error) for info in listed] == [
+        ("broken", caught.value.message),
+        ("good", None),
+    ]
+    assert listed[0].to_json() == {
+        "name": "broken",
+        "description": "",
+        "multi": False,
+        "commands": [],
+        "error": caught.value.message,
+    }
+    assert "error" not in listed[1].to_json()
     # Messages may reach a client: the file is named as in the directory, not by its path.
     assert caught.value.path == "broken.yaml"
     assert caught.value.message.startswith("broken.yaml: agents.root.model: ")
     assert str(tmp_path) not in caught.value.message
-    assert caught.value.code == "agent_source_unavailable"
+    assert caught.value.code == "agent_invalid"
     assert loader.ids() == ["broken", "good"]
     assert parses.count("broken.yaml") == 1
     assert [record.getMessage() for record in caplog.records] == [
-        f"Agent source {broken} is broken and skipped: {caught.value.message}"
+        f"Agent source {broken} does not load: {caught.value.message}"
     ]
 
     write(broken, SIMPLE)
 
-    assert [info.name for info in loader.list()] == ["broken", "good"]
+    assert [(info.name, info.error) for info in loader.list()] == [
+        ("broken", None),
+        ("good", None),
+    ]
+
+
+def test_a_broken_edit_keeps_serving_the_last_good_version_until_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "team.yaml", SIMPLE)
+    loader = SourceLoader(tmp_path, include_bundled=False)
+    assert loader.get("team").agent(None).description == "first"
+
+    write(path, BROKEN)
+    with caplog.at_level(logging.WARNING, logger="nbsession.config"):
+        served = loader.get("team")
+        (info,) = loader.list()
+    assert served.agent(None).description == "first"
+    assert info.description == "first"
+    assert info.error is not None and info.error.startswith("team.yaml: agents.root.model: ")
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Agent source {path} does not load; its last good version is served until it is "
+        f"fixed: {info.error}"
+    ]
+
+    write(path, "agents: [")  # broken again, differently: still the last good one
+    assert loader.get("team").agent(None).description == "first"
+
+    write(path, CHANGED)
+    assert loader.get("team").agent(None).description == "second version"
+    assert loader.list()[0].error is None
+
+    write(path, BROKEN)  # the last good one is now the second version
+    assert loader.get("team").agent(None).description == "second version"
+
+
+def test_a_source_that_never_loaded_has_no_last_good_version(tmp_path: Path) -> None:
+    path = write(tmp_path / "team.yaml", BROKEN)
+    loader = SourceLoader(tmp_path, include_bundled=False)
+    with pytest.raises(AgentConfigError):
+        loader.get("team")
+    write(path, "agents: [")
+    with pytest.raises(AgentConfigError):
+        loader.get("team")
 
 
 def test_unreadable_file_is_unavailable(tmp_path: Path) -> None:
@@ -210,7 +265,7 @@ def test_unreadable_file_is_unavailable(tmp_path: Path) -> None:
         loader.get("binary")
 
     assert not isinstance(caught.value, AgentConfigError)
-    assert loader.list() == []
+    assert [(info.name, info.error) for info in loader.list()] == [("binary", caught.value.message)]
     assert caught.value.message.startswith("Cannot read agent source binary.yaml: ")
     assert str(tmp_path) not in caught.value.message
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from nbsession.errors import (
-    AgentSourceUnavailable,
+    AgentInvalid,
     Conflict,
     InvalidModelRef,
     InvalidRequest,
@@ -922,7 +922,9 @@ async def test_agents(open_manager: OpenManager, agents_dir: Path) -> None:
     (agents_dir / "broken.yaml").write_text(BROKEN_YAML)
     async with open_manager() as mgr:
         listed = {info.name: info for info in mgr.list_agents()}
-        assert list(listed) == ["default", "mine"]
+        assert list(listed) == ["broken", "default", "mine"]  # broken, listed with its error
+        assert listed["broken"].error is not None
+        assert listed["mine"].error is None
         assert listed["default"].commands == ["ls", "math"]
         assert listed["default"].multi is False
         assert listed["mine"].description == "Only thinks"
@@ -934,7 +936,7 @@ async def test_agents(open_manager: OpenManager, agents_dir: Path) -> None:
         assert types == ["shell", "think", "todo"]
         with pytest.raises(UnknownAgent):
             mgr.get_agent_config("missing")
-        with pytest.raises(AgentSourceUnavailable):
+        with pytest.raises(AgentInvalid):
             mgr.get_agent_config("broken")
 
         expected = await _tool_count("shell", "think", "todo")
@@ -946,7 +948,7 @@ async def test_agents(open_manager: OpenManager, agents_dir: Path) -> None:
             await mgr.get_agent_tool_count("default", "nobody")
         with pytest.raises(UnknownAgent):
             await mgr.get_agent_tool_count("missing")
-        with pytest.raises(AgentSourceUnavailable):
+        with pytest.raises(AgentInvalid):
             await mgr.get_agent_tool_count("broken")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,10 @@ async def test_agents_list_config_and_tool_count(api: Fetch, tmp_path: Path) -> 
     (agents / "broken.yaml").write_text("agents: [unclosed\n")
     listing = await api("GET", "api/agents")
     assert listing.code == 200
-    assert [a["name"] for a in listing.json()] == ["default"]  # the broken one is skipped
-    assert set(listing.json()[0]) == {"name", "description", "multi", "commands"}
+    broken_row, default_row = listing.json()  # the broken one is listed, with its error
+    assert set(default_row) == {"name", "description", "multi", "commands"}
+    assert broken_row["name"] == "broken"
+    assert broken_row["error"].startswith("broken.yaml: invalid YAML at line ")
 
     config = await api("GET", "api/agents/default")
     assert config.code == 200 and "agents" in config.json()
@@ -88,12 +91,49 @@ async def test_agents_list_config_and_tool_count(api: Fetch, tmp_path: Path) -> 
     unknown = await api("GET", "api/agents/nope")
     assert (unknown.code, unknown.error_code) == (404, "unknown_agent")
     broken = await api("GET", "api/agents/broken")
-    assert (broken.code, broken.error_code) == (502, "agent_source_unavailable")
+    assert (broken.code, broken.error_code) == (422, "agent_invalid")
+    assert broken.json()["message"] == broken_row["error"]
     # Named as in agents_dir, never by a server path.
     assert broken.json()["message"].startswith("broken.yaml: invalid YAML at line ")
     assert str(tmp_path) not in broken.json()["message"]
     no_tools = await api("GET", "api/agents/nope/root/tools/count")
     assert (no_tools.code, no_tools.error_code) == (404, "unknown_agent")
+    broken_tools = await api("GET", "api/agents/broken/root/tools/count")
+    assert (broken_tools.code, broken_tools.error_code) == (422, "agent_invalid")
+
+
+async def test_running_a_broken_agent_is_a_422_and_appends_nothing(
+    api: Fetch, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "broken.yaml").write_text("agents: {root: {description: no model}}\n")
+    session_id = await new_session(api)
+    run = await api("POST", f"api/sessions/{session_id}/agent/broken", user("hello"))
+    assert (run.code, run.error_code) == (422, "agent_invalid")
+    assert run.json()["message"].startswith("broken.yaml: agents.root.model: ")
+    assert (await api("GET", f"api/sessions/{session_id}")).json()["messages"] == []
+
+
+async def test_a_broken_edit_keeps_serving_the_last_good_version(
+    api: Fetch, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    source = agents / "team.yaml"
+    source.write_text("agents: {root: {model: demo/offline, description: good}}\n")
+    session_id = await new_session(api)
+    assert (await api("GET", "api/agents/team")).code == 200
+
+    source.write_text("agents: {root: {description: broken edit, no model}}\n")
+    stamp = source.stat().st_mtime_ns + 1_000_000_000  # a change even within one fs tick
+    os.utime(source, ns=(stamp, stamp))
+    (row,) = [a for a in (await api("GET", "api/agents")).json() if a["name"] == "team"]
+    assert row["description"] == "good"
+    assert row["error"].startswith("team.yaml: agents.root.model: ")
+    run = await api("POST", f"api/sessions/{session_id}/agent/team", user("hello"))
+    assert run.code == 200
+    assert frames(run.body)[-1][1]["type"] == "stream_stopped"
 
 
 # -- sessions -------------------------------------------------------------------------------

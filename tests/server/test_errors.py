@@ -30,7 +30,7 @@ from nbsession.server.errors import error_reply
         (errors.ModelSwitchingNotSupported("s"), 422, "model_switching_not_supported"),
         (errors.QueueFull("steer", 8, retry_after=3), 429, "queue_full"),
         (errors.AgentSourceUnavailable("gone"), 502, "agent_source_unavailable"),
-        (errors.AgentConfigError("a.yaml", "agents", "missing"), 502, "agent_source_unavailable"),
+        (errors.AgentConfigError("a.yaml", "agents", "missing"), 422, "agent_invalid"),
         (errors.StoreError("disk full"), 500, "internal"),
     ],
 )

@@ -377,6 +377,56 @@ def test_disconnecting_cancels_the_turn_unless_detached(client: httpx.Client) ->
         assert stopped["reason"] == ("normal" if detach == "true" else "canceled")
 
 
+# -- the server log -------------------------------------------------------------------------
+
+# jupyter-server's line format: level initial, date and time with milliseconds, logger name.
+_LOG_LINE = r"\[{level} \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}} {name}\] {message}"
+
+
+def log_lines(server: Server, level: str, name: str, message: str) -> list[str]:
+    """The server's log lines of ``level`` from logger ``name`` whose message matches."""
+    pattern = re.compile(_LOG_LINE.format(level=level, name=name, message=message))
+    return [line for line in server.log.read_text().splitlines() if pattern.search(line)]
+
+
+def wait_for_log_line(server: Server, level: str, name: str, message: str) -> str:
+    deadline = time.monotonic() + 15
+    while not (lines := log_lines(server, level, name, message)):
+        assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+        time.sleep(0.05)  # the server writes the line after the client saw the turn end
+    return lines[0]
+
+
+def test_start_up_says_where_the_api_is_in_the_server_log(server: Server, home: Path) -> None:
+    (line,) = log_lines(server, "I", r"\w+", "nbsession: API at ")
+    assert f"http://localhost:{server.port}/nbsession/" in line
+    assert f"db_path={home / 'sessions.db'}" in line
+    assert f"agents_dir={home / 'data' / 'nbsession' / 'agents'}" in line
+
+
+def test_a_broken_agent_file_is_warned_about_in_the_server_log(
+    server: Server, home: Path, client: httpx.Client
+) -> None:
+    agents = home / "data" / "nbsession" / "agents"
+    agents.mkdir(parents=True, exist_ok=True)
+    (agents / "half-written.yaml").write_text("agents: {root: {description: no model}}\n")
+    (row,) = [a for a in client.get("/api/agents").json() if a["name"] == "half-written"]
+    assert row["error"].startswith("half-written.yaml: agents.root.model: ")
+    # Through the server's handlers (level, time, logger name), never as a bare line.
+    assert log_lines(server, "W", r"nbsession\.config", "Agent source .*half-written.yaml")
+    text = server.log.read_text()
+    assert not [line for line in text.splitlines() if line.startswith("Agent source")]
+
+
+def test_a_run_stream_closed_by_its_client_is_logged(server: Server, client: httpx.Client) -> None:
+    session_id = create(client)
+    with run(client, session_id, "list the files") as response:
+        SSE(response).until("tool_call_confirmation")
+    wait_for_log_line(
+        server, "I", r"\w+", f"nbsession: the run stream of session {session_id} was closed"
+    )
+
+
 # -- limits and auth ------------------------------------------------------------------------
 
 
