@@ -93,7 +93,7 @@ def notebook_to_session(data: object) -> Session:
             field="metadata.nbsession.session",
         )
     try:
-        return Session.model_validate(recorded)
+        session = Session.model_validate(recorded)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(["metadata.nbsession.session", *(str(part) for part in first["loc"])])
@@ -101,6 +101,31 @@ def notebook_to_session(data: object) -> Session:
             f"The session recorded in the notebook is invalid at {field}: {first['msg']}.",
             field=field,
         ) from None
+    _check_tool_results(session, "metadata.nbsession.session")
+    return session
+
+
+def _check_tool_results(session: Session, where: str) -> None:
+    """Refuse a record whose tool results answer no earlier call of the same (sub-)session.
+
+    Models refuse such a history (every provider pairs a result with its call), so importing
+    it would create a session whose next turn fails; the damage is named instead.
+    """
+    called: set[str] = set()
+    for index, item in enumerate(session.messages):
+        if item.sub_session is not None:
+            _check_tool_results(item.sub_session, f"{where}.messages.{index}.sub_session")
+        chat = item.message.message if item.message is not None else None
+        if chat is None:
+            continue
+        called.update(call.id for call in chat.tool_calls or [])
+        if chat.role == "tool" and chat.tool_call_id not in called:
+            field = f"{where}.messages.{index}.message.message.tool_call_id"
+            raise InvalidRequest(
+                f"The session recorded in the notebook is inconsistent at {field}: the tool "
+                f"result {chat.tool_call_id!r} answers no earlier tool call.",
+                field=field,
+            )
 
 
 def session_record(notebook: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -86,7 +86,6 @@ def _session() -> Session:
             ),
             Item(summary="The build was investigated.", first_kept_entry=2),
             Item(sub_session=sub),
-            _message("m-orphan", role="tool", tool_call_id="call_gone", content="stray"),
             _message("m-end", agent="root", role="assistant", content="Done."),
         ],
     )
@@ -135,7 +134,6 @@ def test_cells_follow_the_conversation_in_order() -> None:
         ("code", "# tool call: shell (call_3)"),
         ("markdown", "**Summary**"),
         ("markdown", "**Sub-session**: Research the bug"),
-        ("code", "# tool result (call_gone)"),
         ("markdown", "**Assistant** (root)"),
     ]
 
@@ -193,8 +191,32 @@ def test_tool_calls_are_code_cells_with_their_results() -> None:
         {"output_type": "stream", "name": "stderr", "text": "no result (interrupted)\n"}
     ]
 
-    orphan = _cell(nb, "# tool result (call_gone)")
-    assert orphan["outputs"][0]["text"] == "stray"
+
+def _orphaned(where: str) -> Session:
+    """A session whose tool result answers no call, at the top level or in a sub-session."""
+    orphan = _message("m-orphan", role="tool", tool_call_id="call_gone", content="stray")
+    if where == "top":
+        return Session(messages=[_message("u", role="user", content="hi"), orphan])
+    sub = Session(id="sub", messages=[orphan])
+    return Session(messages=[_message("u", role="user", content="hi"), Item(sub_session=sub)])
+
+
+def test_a_result_without_its_call_is_shown_but_refused_on_import() -> None:
+    nb = _validated(session_to_notebook(_orphaned("top")))
+    assert _cell(nb, "# tool result (call_gone)")["outputs"][0]["text"] == "stray"
+
+    for where, field in [
+        ("top", "metadata.nbsession.session.messages.1.message.message.tool_call_id"),
+        (
+            "sub",
+            "metadata.nbsession.session.messages.1.sub_session.messages.0.message.message"
+            ".tool_call_id",
+        ),
+    ]:
+        with pytest.raises(InvalidRequest) as caught:
+            notebook_to_session(session_to_notebook(_orphaned(where)))
+        assert caught.value.field == field
+        assert "'call_gone' answers no earlier tool call" in caught.value.message
 
 
 def test_odd_inputs_still_render_valid_notebooks() -> None:

@@ -96,11 +96,7 @@ class AsyncClient:
         self, path: str | os.PathLike[str], agent: str = DEFAULT_AGENT
     ) -> AsyncSession:
         """Recreate a session from an exported .ipynb (or a recovery JSON file)."""
-        text = await asyncio.to_thread(_read, os.fspath(path))
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"{os.fspath(path)} is not JSON: {exc}") from None
+        data = await asyncio.to_thread(_read, os.fspath(path))
         created = await self._transport.import_session(data)
         return AsyncSession(self._transport, created["id"], agent)
 
@@ -116,9 +112,21 @@ class AsyncClient:
         await self.aclose()
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> Any:
+    """The JSON in ``path``; a file cut short (an interrupted copy) is called truncated."""
     with open(path, encoding="utf-8") as file:
-        return file.read()
+        text = file.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The decoder either reaches the end wanting more, or a string runs into the end.
+        ended = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        if text.strip() and ended:
+            raise ValueError(
+                f"{path} is truncated: its JSON stops after {len(text)} characters, "
+                "before the notebook is complete."
+            ) from None
+        raise ValueError(f"{path} is not JSON: {exc}") from None
 
 
 class Client:

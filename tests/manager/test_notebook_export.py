@@ -35,16 +35,44 @@ async def test_a_real_turn_exports_as_a_valid_notebook_and_imports_back(open_man
         assert [i.to_json() for i in imported.messages] == [i.to_json() for i in original.messages]
 
 
-async def test_a_notebook_without_its_record_is_refused_and_creates_nothing(open_manager):
+def _no_record(notebook: dict) -> None:
+    del notebook["metadata"]["nbsession"]
+
+
+def _newer_record(notebook: dict) -> None:
+    notebook["metadata"]["nbsession"]["version"] += 1
+
+
+def _result_without_call(notebook: dict) -> None:
+    messages = notebook["metadata"]["nbsession"]["session"]["messages"]
+    chat = {"role": "tool", "tool_call_id": "call_gone", "content": "stray"}
+    messages.append({"message": {"id": "orphan", "agentName": "root", "message": chat}})
+
+
+@pytest.mark.parametrize(
+    ("damage", "field", "words"),
+    [
+        (_no_record, "metadata.nbsession", "no nbsession record"),
+        (_newer_record, "metadata.nbsession.version", "Unsupported nbsession record version 2"),
+        (
+            _result_without_call,
+            "metadata.nbsession.session.messages.0.message.message.tool_call_id",
+            "answers no earlier tool call",
+        ),
+    ],
+)
+async def test_a_damaged_notebook_is_refused_by_name_and_creates_nothing(
+    open_manager, damage, field, words
+):
     async with open_manager() as mgr:
         session = await mgr.create_session({})
         notebook = await mgr.export_session_notebook(session.id)
-        del notebook["metadata"]["nbsession"]
-        before = len(await mgr.get_sessions())
+        await mgr.delete_session(session.id)
+        damage(notebook)
         with pytest.raises(InvalidRequest) as err:
             await mgr.import_session(notebook)
-        assert err.value.field == "metadata.nbsession"
-        assert len(await mgr.get_sessions()) == before
+        assert err.value.field == field and words in err.value.message
+        assert await mgr.get_sessions() == []
 
 
 async def test_a_failed_turn_is_recorded_and_visibly_marked_in_the_notebook(

@@ -108,6 +108,12 @@ def test_export_import_rename_star_delete(client: nbsession.Client, tmp_path: Pa
     copy = client.import_notebook(path)
     assert copy.id != session.id or copy.snapshot()["title"] == "exported"
     assert copy.messages() == session.messages()
+    before = len(client.sessions())
+    cut = tmp_path / "cut.ipynb"
+    cut.write_text(Path(path).read_text()[:-40])
+    with pytest.raises(ValueError, match=r"cut\.ipynb is truncated: its JSON stops after"):
+        client.import_notebook(cut)
+    assert len(client.sessions()) == before
     info = next(s for s in client.sessions() if s.id == session.id)
     assert (info.title, info.starred) == ("exported", True)
     session.delete()
