@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import nbformat
@@ -33,6 +33,14 @@ _NBFORMAT_MINOR = 5  # the first minor version with cell ids, which JupyterLab 4
 _MAX_CELL_ID = 64  # nbformat 4.5: cell ids match ^[a-zA-Z0-9-_]+$, 1 to 64 characters
 _CELL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _NO_RESULT = "no result (interrupted)\n"
+_TOOL_CALL_TAG = "nbsession-tool-call"
+_SHELL_TOOLS = frozenset({"shell", "bash"})
+_PYTHON_TOOLS = frozenset({"python", "run_python", "execute_python", "run_code"})
+_DATA_IMAGE = re.compile(
+    r"data:image/(?P<subtype>png|jpeg|gif|webp);base64,(?P<data>[A-Za-z0-9+/=]+)"
+)
+# The runtime's words for a call the user or the permissions refused (nbsession.runtime.loop).
+_REFUSALS = (("The user rejected the tool call.", "ToolRejected"), ("Denied: ", "ToolDenied"))
 
 
 def is_notebook(data: object) -> bool:
@@ -184,11 +192,16 @@ def _json_type(value: object) -> str:
 
 
 class _Renderer:
-    """Turns one session into cells; holds the state that spans items (ids, tool results)."""
+    """Turns one session into cells; holds the state that spans items (ids, tool results).
 
-    def __init__(self, session: Session) -> None:
+    A sub-session is rendered by a child renderer that shares the cell ids (they must be
+    unique in the whole notebook) but pairs calls and results within its own messages.
+    """
+
+    def __init__(self, session: Session, used_ids: set[str] | None = None, depth: int = 1) -> None:
         self.session = session
-        self.used_ids: set[str] = set()
+        self.used_ids = set() if used_ids is None else used_ids
+        self.depth = depth
         # A tool call's result is a later ``tool`` message: index results by call id so the
         # call's cell can show it, and remember which ones were shown there.
         declared = {
@@ -209,6 +222,10 @@ class _Renderer:
 
     def cells(self) -> list[dict[str, Any]]:
         cells = [self._markdown("nbsession-title", self._title())]
+        return cells + self._conversation()
+
+    def _conversation(self) -> list[dict[str, Any]]:
+        cells = []
         for index, item in enumerate(self.session.messages):
             if index not in self.attached:
                 cells.extend(self._item_cells(index, item))
@@ -217,15 +234,28 @@ class _Renderer:
     def _title(self) -> str:
         session = self.session
         title = " ".join(session.title.split()) or "Untitled session"
-        facts = [f"Created {session.created_at.isoformat(timespec='seconds')}"]
-        if session.working_dir:
-            facts.append(f"working dir `{session.working_dir}`")
+        chats = [item.message for item in session.messages if item.message is not None]
+        agents = _distinct(message.agent_name for message in chats)
+        models = _distinct(message.message.model or "" for message in chats)
+        stamps = [message.message.created_at for message in chats if message.message.created_at]
+        dates = f"Created {session.created_at.isoformat(timespec='seconds')}"
+        if stamps:
+            dates += f" · last message {stamps[-1]}"
         # ``\$``: a bare dollar sign starts LaTeX in JupyterLab's Markdown.
-        facts.append(
+        usage = (
             f"{session.input_tokens} input / {session.output_tokens} output tokens"
             f" · cost \\${session.cost:.4f}"
         )
-        lines = [f"# {title}", "", " · ".join(facts)]
+        lines = [f"# {title}", "", dates, "", usage]
+        if agents or models:
+            named = []
+            if agents:
+                named.append("Agents: " + ", ".join(f"`{agent}`" for agent in agents))
+            if models:
+                named.append("models: " + ", ".join(f"`{model}`" for model in models))
+            lines += ["", " · ".join(named)]
+        if session.working_dir:
+            lines += ["", f"Working dir `{session.working_dir}`"]
         if session.agent_model_overrides:
             overrides = ", ".join(
                 f"`{agent}` → `{model}`"
@@ -238,28 +268,36 @@ class _Renderer:
         if item.message is not None:
             return self._message_cells(item.message)
         if item.sub_session is not None:
-            sub = item.sub_session
-            count = sum(1 for entry in sub.messages if entry.message is not None)
-            title = " ".join(sub.title.split()) or "Untitled sub-session"
-            text = f"**Sub-session**: {title}\n\n{count} message{'s' if count != 1 else ''}"
-            return [self._markdown(f"{sub.id}-sub-session", text)]
+            return self._sub_session_cells(item.sub_session)
         if item.error is not None:
             lines = item.error.splitlines() or [""]
             error = {"output_type": "error", "ename": "TurnError", "evalue": lines[0]}
-            source = "# the turn failed"
-            return [self._code(f"item-{index}-error", source, [{**error, "traceback": lines}])]
+            source = "# the turn failed; this cell is a record, not code to run"
+            return [self._code(f"item-{index}-error", source, [{**error, "traceback": lines}], {})]
         return [self._markdown(f"item-{index}-summary", f"**Summary**\n\n{item.summary or ''}")]
+
+    def _sub_session_cells(self, sub: Session) -> list[dict[str, Any]]:
+        """A heading one level below its parent's, then the sub-session's own conversation."""
+        count = sum(1 for entry in sub.messages if entry.message is not None)
+        title = " ".join(sub.title.split()) or "Untitled sub-session"
+        level = "#" * min(self.depth + 1, 6)
+        text = f"{level} Sub-session: {title}\n\n{count} message{'s' if count != 1 else ''}"
+        heading = self._markdown(f"{sub.id}-sub-session", text)
+        child = _Renderer(sub, self.used_ids, self.depth + 1)
+        end = self._markdown(f"{sub.id}-sub-session-end", f"*End of sub-session: {title}*")
+        return [heading, *child._conversation(), end]
 
     def _message_cells(self, message: Message) -> list[dict[str, Any]]:
         chat = message.message
         if chat.role == "user":
             header = "**You**" + (" *(implicit)*" if message.implicit else "")
-            return [self._markdown(message.id, f"{header}\n\n{_user_text(chat)}")]
+            text, attachments = _user_text(chat)
+            return [self._markdown(message.id, f"{header}\n\n{text}", attachments)]
         if chat.role == "system":
             return [self._markdown(message.id, f"**System**\n\n{chat.content}")]
         if chat.role == "tool":  # a result whose call is not in the session
             source = f"# tool result ({chat.tool_call_id or 'unknown call'})"
-            return [self._code(f"{message.id}-result", source, _result_outputs(chat))]
+            return [self._code(f"{message.id}-result", source, _result_outputs(chat), {})]
         return self._assistant_cells(message)
 
     def _assistant_cells(self, message: Message) -> list[dict[str, Any]]:
@@ -282,17 +320,34 @@ class _Renderer:
             cells.append(self._markdown(message.id, "\n\n".join(parts)))
         for position, call in enumerate(chat.tool_calls or []):
             outputs = _result_outputs(self.results.get(call.id))
-            cells.append(self._code(f"{message.id}-call-{position}", _call_source(call), outputs))
+            marks = {"tool_call_id": call.id, "tool": call.function.name}
+            key = f"{message.id}-call-{position}"
+            cells.append(self._code(key, _call_source(call), outputs, marks))
         return cells
 
-    def _markdown(self, key: str, source: str) -> dict[str, Any]:
-        return {"cell_type": "markdown", "id": self._cell_id(key), "metadata": {}, "source": source}
+    def _markdown(
+        self, key: str, source: str, attachments: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        cell = {"cell_type": "markdown", "id": self._cell_id(key), "metadata": {}, "source": source}
+        return {**cell, "attachments": attachments} if attachments else cell
 
-    def _code(self, key: str, source: str, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    def _code(
+        self, key: str, source: str, outputs: list[dict[str, Any]], marks: dict[str, str]
+    ) -> dict[str, Any]:
+        """A record of a call or a failure: locked against edits, tagged, never executed.
+
+        It stays a code cell (not raw) because only code cells carry outputs, and an error
+        output is what JupyterLab shows in red. ``execution_count`` stays null: nothing ran
+        in a kernel. The source never starts with a cell magic (see ``_call_source``), so a
+        "Run All" cannot replay a command.
+        """
+        metadata: dict[str, Any] = {"editable": False, "tags": [_TOOL_CALL_TAG]}
+        if marks:
+            metadata["nbsession"] = marks
         return {
             "cell_type": "code",
             "id": self._cell_id(key),
-            "metadata": {},
+            "metadata": metadata,
             "execution_count": None,
             "source": source,
             "outputs": outputs,
@@ -309,6 +364,11 @@ class _Renderer:
         return candidate
 
 
+def _distinct(values: Iterable[str]) -> list[str]:
+    """The non-empty values in first-seen order."""
+    return [value for value in dict.fromkeys(values) if value]
+
+
 def _fit_cell_id(key: str) -> str:
     """Make ``key`` a legal cell id; over-long keys keep a prefix plus a hash to stay unique."""
     safe = _CELL_ID_UNSAFE.sub("-", key) or "cell"
@@ -318,29 +378,78 @@ def _fit_cell_id(key: str) -> str:
     return f"{safe[: _MAX_CELL_ID - len(digest) - 1]}-{digest}"
 
 
-def _user_text(chat: ChatMessage) -> str:
-    """The user's words verbatim; attachments of a multi-part message are only named."""
+def _user_text(chat: ChatMessage) -> tuple[str, dict[str, Any]]:
+    """The user's words verbatim, and the images they sent as Markdown cell attachments.
+
+    A ``data:`` image is embedded (the notebook stays readable offline); an image given by
+    URL is linked; other attachments are only named.
+    """
     if not chat.multi_content:
-        return chat.content
+        return chat.content, {}
     parts = [chat.content] if chat.content else []
+    attachments: dict[str, Any] = {}
     for part in chat.multi_content:
-        if part.get("type") == "text":
+        kind = part.get("type")
+        if kind == "text":
             if not chat.content:
                 parts.append(str(part.get("text", "")))
+            continue
+        url = _image_url(part) if kind == "image_url" else ""
+        embedded = _DATA_IMAGE.fullmatch(url)
+        if embedded:
+            name = f"image-{len(attachments) + 1}.{embedded['subtype']}"
+            attachments[name] = {f"image/{embedded['subtype']}": embedded["data"]}
+            parts.append(f"![{name}](attachment:{name})")
+        elif url.startswith(("https://", "http://")):
+            parts.append(f"![image]({url.replace(')', '%29').replace(' ', '%20')})")
         else:
-            parts.append(f"*[attachment: {part.get('type', 'unknown')}]*")
-    return "\n\n".join(parts)
+            parts.append(f"*[attachment: {kind or 'unknown'}]*")
+    return "\n\n".join(parts), attachments
+
+
+def _image_url(part: Mapping[str, Any]) -> str:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, Mapping) else image
+    return url if isinstance(url, str) else ""
 
 
 def _call_source(call: ToolCall) -> str:
-    """The call as a reader wants it: a header comment, then the arguments pretty-printed."""
-    header = f"# tool call: {call.function.name} ({call.id})"
+    """The call as a reader wants it: a header comment, then the call in its own language.
+
+    A shell command follows ``%%bash``, Python code ``%%python``, anything else is pretty
+    JSON. The magic sits on the second line on purpose: IPython only runs a cell magic on a
+    cell's first line, so running this cell fails on that line (an unknown line magic)
+    before anything below it runs. A reader sees the language; a kernel runs nothing.
+    """
+    header = f"# tool call: {call.function.name} ({call.id}), recorded: not meant to run"
     raw = call.function.arguments
     try:
-        arguments = json.dumps(json.loads(raw or "{}"), indent=2, ensure_ascii=False)
+        arguments = json.loads(raw or "{}")
     except ValueError:
         return f"{header}\n# arguments are not valid JSON:\n{raw}"
-    return f"{header}\n{arguments}"
+    code = _code_argument(call.function.name, arguments)
+    if code is not None:
+        magic, text = code
+        return f"{header}\n%%{magic}\n{text}"
+    return f"{header}\n{json.dumps(arguments, indent=2, ensure_ascii=False)}"
+
+
+def _code_argument(tool: str, arguments: object) -> tuple[str, str] | None:
+    """``(magic, code)`` when the call is one command or one Python snippet, else ``None``.
+
+    Only a call whose sole argument is the code qualifies: any other argument (a working
+    dir, a timeout) would be lost from the cell, so such calls stay JSON.
+    """
+    if not isinstance(arguments, Mapping) or len(arguments) != 1:
+        return None
+    ((key, value),) = arguments.items()
+    if not isinstance(value, str):
+        return None
+    if tool in _SHELL_TOOLS and key in ("cmd", "command"):
+        return "bash", value
+    if tool in _PYTHON_TOOLS and key == "code":
+        return "python", value
+    return None
 
 
 def _result_outputs(chat: ChatMessage | None) -> list[dict[str, Any]]:
@@ -354,10 +463,11 @@ def _result_outputs(chat: ChatMessage | None) -> list[dict[str, Any]]:
     if not chat.is_error:
         return [_stream(chat.content)]
     lines = chat.content.splitlines()
+    ename = next((name for words, name in _REFUSALS if chat.content.startswith(words)), "ToolError")
     return [
         {
             "output_type": "error",
-            "ename": "ToolError",
+            "ename": ename,
             "evalue": lines[0] if lines else "",
             "traceback": lines,
         }

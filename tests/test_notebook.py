@@ -9,6 +9,9 @@ from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from IPython.core.interactiveshell import InteractiveShell
 
 from nbsession.errors import InvalidRequest
 from nbsession.notebook import (
@@ -17,6 +20,7 @@ from nbsession.notebook import (
     notebook_to_session,
     session_to_notebook,
 )
+from nbsession.runtime.loop import REJECTED
 from nbsession.session import (
     ChatMessage,
     FunctionCall,
@@ -129,11 +133,14 @@ def test_cells_follow_the_conversation_in_order() -> None:
         ("markdown", "**System**"),
         ("markdown", "**You**"),
         ("markdown", "**Assistant** (root) · `openai/gpt-4o`"),
-        ("code", "# tool call: shell (call_1)"),
-        ("code", "# tool call: read_file (call_2)"),
-        ("code", "# tool call: shell (call_3)"),
+        ("code", "# tool call: shell (call_1), recorded: not meant to run"),
+        ("code", "# tool call: read_file (call_2), recorded: not meant to run"),
+        ("code", "# tool call: shell (call_3), recorded: not meant to run"),
         ("markdown", "**Summary**"),
-        ("markdown", "**Sub-session**: Research the bug"),
+        ("markdown", "## Sub-session: Research the bug"),
+        ("markdown", "**You**"),
+        ("markdown", "**Summary**"),
+        ("markdown", "*End of sub-session: Research the bug*"),
         ("markdown", "**Assistant** (root)"),
     ]
 
@@ -156,15 +163,16 @@ def test_title_cell_names_the_session_facts() -> None:
 def test_user_and_assistant_text_is_kept() -> None:
     nb = session_to_notebook(_session())
 
-    user = _cell(nb, "**You**")
+    user = _cell(nb, "**You**\n\nWhy")
     assert user["source"].endswith("\n\nWhy does *make* fail?\n\n# not a heading")
     assistant = _cell(nb, "**Assistant** (root) ·")["source"]
     assert "<details><summary>Reasoning</summary>" in assistant
     assert "The user wants a diagnosis." in assistant
     assert assistant.index("</details>") < assistant.index("Let me **check**.")
     assert _cell(nb, "**System**")["source"] == "**System**\n\nYou are helpful."
-    assert _cell(nb, "**Summary**")["source"] == "**Summary**\n\nThe build was investigated."
-    assert _cell(nb, "**Sub-session**")["source"].endswith("\n\n1 message")
+    summary = _cell(nb, "**Summary**\n\nThe build")["source"]
+    assert summary == "**Summary**\n\nThe build was investigated."
+    assert _cell(nb, "## Sub-session")["source"].endswith("\n\n1 message")
 
 
 def test_tool_calls_are_code_cells_with_their_results() -> None:
@@ -373,3 +381,202 @@ def test_is_notebook_tells_notebooks_from_sessions() -> None:
     assert is_notebook({"cells": [], "nbformat": 4})
     assert not is_notebook(_session().to_json())
     assert not is_notebook(["cells", "nbformat"])
+
+
+def _tool_session(tmp: Any) -> Session:
+    """Calls of each rendering: a lone shell command, Python code, JSON, refused calls."""
+    marker = tmp / "ran"
+    calls = [
+        _call("c-sh", "shell", json.dumps({"cmd": f"touch {marker}"})),
+        _call("c-py", "run_python", json.dumps({"code": f"open({str(marker)!r}, 'w')"})),
+        _call("c-js", "write_file", json.dumps({"path": "a", "content": "é"})),
+        _call("c-no", "shell", '{"cmd": "rm -rf /"}'),
+        _call("c-deny", "shell", '{"cmd": "rm x"}'),
+    ]
+    results = [
+        _message("r-sh", role="tool", tool_call_id="c-sh", content=""),
+        _message("r-py", role="tool", tool_call_id="c-py", content="ok"),
+        _message("r-js", role="tool", tool_call_id="c-js", content="written"),
+        _message(
+            "r-no", role="tool", tool_call_id="c-no", is_error=True, content=f"{REJECTED} risky"
+        ),
+        _message(
+            "r-deny",
+            role="tool",
+            tool_call_id="c-deny",
+            is_error=True,
+            content="Denied: the permissions do not allow 'shell'.",
+        ),
+    ]
+    asked = _message("a", agent="root", role="assistant", model="m/one", tool_calls=calls)
+    return Session(messages=[asked, *results])
+
+
+def test_tool_calls_read_as_their_language_and_are_locked(tmp_path: Any) -> None:
+    nb = _validated(session_to_notebook(_tool_session(tmp_path)))
+    calls = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+
+    header = ", recorded: not meant to run\n"
+    assert [cell["source"].split(header, 1)[1] for cell in calls] == [
+        f"%%bash\ntouch {tmp_path / 'ran'}",
+        f"%%python\nopen({str(tmp_path / 'ran')!r}, 'w')",
+        '{\n  "path": "a",\n  "content": "é"\n}',
+        "%%bash\nrm -rf /",
+        "%%bash\nrm x",
+    ]
+    for cell in calls:
+        assert cell["execution_count"] is None
+        assert cell["metadata"]["editable"] is False
+        assert cell["metadata"]["tags"] == ["nbsession-tool-call"]
+    assert calls[0]["metadata"]["nbsession"] == {"tool_call_id": "c-sh", "tool": "shell"}
+    assert [cell["outputs"][0].get("ename") for cell in calls] == [
+        None,
+        None,
+        None,
+        "ToolRejected",
+        "ToolDenied",
+    ]
+
+
+def test_running_a_tool_call_cell_by_accident_runs_nothing(tmp_path: Any) -> None:
+    shell = InteractiveShell.instance()
+    nb = session_to_notebook(_tool_session(tmp_path))
+    for cell in nb["cells"][:3]:
+        if cell["cell_type"] == "code":
+            result = shell.run_cell(cell["source"], silent=True)
+            assert not result.success
+    assert not (tmp_path / "ran").exists()
+
+
+def test_images_are_embedded_and_sub_sessions_pair_their_own_calls() -> None:
+    png = "iVBORw0KGgo="
+    sub = Session(
+        id="sub",
+        title="helper",
+        messages=[
+            _message("s-a", role="assistant", tool_calls=[_call("k", "think", '{"t": 1}')]),
+            _message("s-r", role="tool", tool_call_id="k", content="thought"),
+        ],
+    )
+    session = Session(
+        messages=[
+            _message(
+                "u",
+                role="user",
+                content="look",
+                multi_content=[
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.org/a b.png"}},
+                ],
+            ),
+            Item(sub_session=sub),
+        ]
+    )
+    nb = _validated(session_to_notebook(session))
+
+    user = _cell(nb, "**You**")
+    assert user["attachments"] == {"image-1.png": {"image/png": png}}
+    assert "![image-1.png](attachment:image-1.png)" in user["source"]
+    assert "![image](https://example.org/a%20b.png)" in user["source"]
+    call = _cell(nb, "# tool call: think (k)")
+    assert call["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "thought"}]
+    order = [cell["source"].split("\n", 1)[0] for cell in nb["cells"]]
+    assert order.index("## Sub-session: helper") < order.index(call["source"].split("\n")[0])
+
+
+def test_title_names_agents_models_and_the_last_message() -> None:
+    session = Session(
+        messages=[
+            _message("u", role="user", content="hi", created_at="2025-01-01T00:00:00Z"),
+            _message("a", agent="root", role="assistant", content="x", model="m/one"),
+            _message("b", agent="helper", role="assistant", content="y", model="m/two"),
+            _message("c", agent="root", role="assistant", created_at="2025-01-02T00:00:00Z"),
+        ]
+    )
+    title = session_to_notebook(session)["cells"][0]["source"]
+
+    assert "last message 2025-01-02T00:00:00Z" in title
+    assert "Agents: `root`, `helper` · models: `m/one`, `m/two`" in title
+
+
+# -- round trip over generated sessions --------------------------------------------------
+
+_TEXT = st.text(max_size=40) | st.sampled_from(
+    ["", "<b>bold</b>", "<details>", "```\ncode\n```", "$x$ \\$", "# heading", "é🙂\x00\u202e"]
+)
+
+
+@st.composite
+def _turns(draw: st.DrawFn, depth: int = 0) -> list[Item]:
+    """User turns, answers with tool calls and their results, summaries, errors, sub-sessions."""
+    items: list[Item] = []
+    for turn in range(draw(st.integers(0, 3))):
+        items.append(_message(f"u{depth}-{turn}", role="user", content=draw(_TEXT)))
+        calls = [
+            _call(f"c{depth}-{turn}-{n}", draw(st.sampled_from(["shell", "read", "x"])), args)
+            for n, args in enumerate(
+                draw(
+                    st.lists(
+                        st.sampled_from(['{"cmd": "ls"}', '{"code": "1"}', "{", ""]) | _TEXT,
+                        max_size=2,
+                    )
+                )
+            )
+        ]
+        items.append(
+            _message(
+                f"a{depth}-{turn}",
+                agent=draw(_TEXT),
+                role="assistant",
+                content=draw(_TEXT),
+                reasoning_content=draw(st.none() | _TEXT),
+                model=draw(st.none() | _TEXT),
+                tool_calls=calls or None,
+            )
+        )
+        for call in calls:
+            if draw(st.booleans()):
+                items.append(
+                    _message(
+                        f"r-{call.id}",
+                        role="tool",
+                        tool_call_id=call.id,
+                        content=draw(_TEXT),
+                        is_error=draw(st.none() | st.just(True)),
+                    )
+                )
+        extra = draw(st.sampled_from(["none", "summary", "error", "sub"]))
+        if extra == "summary":
+            items.append(Item(summary=draw(_TEXT)))
+        elif extra == "error":
+            items.append(Item(error=draw(_TEXT)))
+        elif extra == "sub" and depth < 2:
+            sub = Session(
+                id=f"sub{depth}-{turn}", title=draw(_TEXT), messages=draw(_turns(depth + 1))
+            )
+            items.append(Item(sub_session=sub))
+    return items
+
+
+_SESSIONS = st.builds(
+    Session,
+    title=_TEXT,
+    messages=_turns(),
+    input_tokens=st.integers(0, 2**40),
+    output_tokens=st.integers(0, 2**40),
+    cost=st.floats(0, 1e6, allow_nan=False, allow_infinity=False),
+    permissions=st.none() | st.builds(Permissions, allow=st.lists(_TEXT, max_size=2)),
+    agent_model_overrides=st.dictionaries(_TEXT, _TEXT, max_size=2),
+    working_dir=_TEXT,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_SESSIONS)
+def test_export_import_export_round_trips_generated_sessions(session: Session) -> None:
+    nb = _validated(session_to_notebook(session))
+
+    recovered = notebook_to_session(json.loads(json.dumps(nb)))
+
+    assert recovered.to_json() == session.to_json()
+    assert session_to_notebook(recovered) == nb
