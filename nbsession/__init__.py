@@ -7,6 +7,7 @@ use (see ``nbsession.sdk``).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -46,6 +47,31 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_SDK_NAMES])
+
+
+def notebook_pane_factory() -> Any:
+    """The pane factory for a notebook kernel with the widgets installed, else None.
+
+    ``session.run()`` asks for it when no factory was registered: in an IPython kernel the
+    turn gets a live pane (``nbsession.widgets.live``); in a script, a terminal IPython or
+    without ipywidgets/anywidget, the plain SDK output. Nothing is imported unless needed.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        from .widgets.live import show_turn
+    except ImportError:
+        return None
+    return show_turn
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbsession``: the ``%%agent`` cell magic."""
+    from .widgets.magic import load
+
+    load(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, object]]:

@@ -189,6 +189,14 @@ class TurnResult:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        # Short: a cell's value (``%%agent``, a bare ``session.run(...)``) shows this line.
+        text = self.text if len(self.text) <= 60 else self.text[:59] + "…"
+        return (
+            f"<TurnResult {self.stop_reason or 'running'} session={self.session_id} "
+            f"text={text!r} tool_calls={len(self.tool_calls)}>"
+        )
+
     @property
     def ok(self) -> bool:
         return self.stop_reason == "normal" and self.error is None

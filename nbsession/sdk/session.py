@@ -188,6 +188,15 @@ class AsyncTurn:
                 asked.cancel()
         return self.pending
 
+    @property
+    def current_result(self) -> TurnResult:
+        """The turn as it stands (its final ``TurnResult`` once over); never raises."""
+        return self._builder.result
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on this turn's loop) once the turn is over, however it ended."""
+        self._task.add_done_callback(lambda _task: callback())
+
     async def result(self) -> TurnResult:
         result = await asyncio.shield(self._task)
         if result.error is not None and result.stop_reason == "error":
@@ -265,11 +274,11 @@ class AsyncSession:
         waiting = {"pane": None, "wait": wait}
 
         def hint(pending: Pending) -> None:
-            if waiting["wait"] and waiting["pane"] is None:
+            if waiting["wait"] and not _answers_while_blocking(waiting["pane"]):
                 print(approval_hint(pending, self.where), flush=True)
 
         turn = await self.start(prompt, model, on_pending=hint)
-        waiting["pane"] = _show(self, turn, display)
+        pane = waiting["pane"] = _show(self, turn, display)
         if not wait:
             return turn
         try:
@@ -277,6 +286,8 @@ class AsyncSession:
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(self._interrupt(turn))
             raise
+        finally:
+            _finish(pane)
 
     async def _interrupt(self, turn: AsyncTurn) -> None:
         await turn.cancel()
@@ -315,6 +326,10 @@ class AsyncSession:
 
     async def decline(self, elicitation_id: str = "") -> None:
         await self._transport.elicitation(self.id, "decline", None, elicitation_id)
+
+    async def cancel_elicitation(self, elicitation_id: str = "") -> None:
+        """Dismiss the pending elicitation without an answer (its ``cancel`` action)."""
+        await self._transport.elicitation(self.id, "cancel", None, elicitation_id)
 
     async def steer(self, text: str) -> None:
         """Add ``text`` to the running turn, before its next model call."""
@@ -399,6 +414,22 @@ def _show(session: Any, turn: Any, enabled: bool) -> Any:
         return None
 
 
+def _answers_while_blocking(pane: Any) -> bool:
+    """Whether ``pane`` takes answers while the caller blocks (else the hint is printed).
+
+    A pane says so with its ``answers_while_blocking`` attribute (default: it does)."""
+    return pane is not None and bool(getattr(pane, "answers_while_blocking", True))
+
+
+def _finish(pane: Any) -> None:
+    """Let the pane record the ended turn in the caller's thread (so in the running cell)."""
+    if pane is not None:
+        try:
+            display.finish_pane(pane)
+        except Exception as exc:
+            print(f"[nbsession] the pane did not record the turn's end: {exc}", file=sys.stderr)
+
+
 # -- sync twins ----------------------------------------------------------------------------
 
 
@@ -449,6 +480,17 @@ class Turn:
     def events(self) -> list[Event]:
         return self._aio.events if self._aio is not None else []
 
+    @property
+    def current_result(self) -> TurnResult:
+        """The turn as it stands (its final ``TurnResult`` once over); never raises."""
+        assert self._aio is not None
+        return self._aio.current_result
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the SDK's loop thread) once the turn is over."""
+        assert self._aio is not None
+        self._aio.on_end(callback)
+
     def wait_pending(self, timeout: float | None = None) -> Pending | None:
         """Wait until the turn asks for an answer (returned) or ends (None)."""
         with self._changed:
@@ -470,7 +512,8 @@ class Turn:
                 if notice is _DONE:
                     self._notices.put(_DONE)  # for a later result() call
                     return self._runner.run(self._aio.result())
-                if self._pane is None and id(notice) not in printed and self.pending is notice:
+                shown = _answers_while_blocking(self._pane)
+                if not shown and id(notice) not in printed and self.pending is notice:
                     print(approval_hint(notice, self.session.where), flush=True)
                     printed.add(id(notice))
         except KeyboardInterrupt:
@@ -502,6 +545,15 @@ class Session:
     @property
     def id(self) -> str:
         return self._aio.id
+
+    @property
+    def aio(self) -> AsyncSession:
+        """The ``AsyncSession`` underneath; it lives on ``loop`` (the SDK's loop thread)."""
+        return self._aio
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._runner.loop
 
     @property
     def agent(self) -> str:
@@ -540,8 +592,13 @@ class Session:
         ``print(session.run(...))`` prints the answer.
         """
         turn = self._start(prompt, model)
-        turn._pane = _show(self, turn, display)
-        return turn.result() if wait else turn
+        pane = turn._pane = _show(self, turn, display)
+        if not wait:
+            return turn
+        try:
+            return turn.result()
+        finally:
+            _finish(pane)
 
     def events(self, since: int | None = None) -> EventIterator:
         """The session's events, each once, in order, across drops (see ``AsyncSession``)."""
@@ -553,6 +610,7 @@ class Session:
     reject = _blocking(AsyncSession.reject)
     answer = _blocking(AsyncSession.answer)
     decline = _blocking(AsyncSession.decline)
+    cancel_elicitation = _blocking(AsyncSession.cancel_elicitation)
     steer = _blocking(AsyncSession.steer)
     follow_up = _blocking(AsyncSession.follow_up)
     cancel = _blocking(AsyncSession.cancel)

@@ -70,7 +70,7 @@ def test_run_blocks_until_approved_over_rest(
     thread, done = _in_background(
         kernel,
         f"""
-        result = nbsession.connect().session({session.id!r}).run("list the files")
+        result = nbsession.connect().session({session.id!r}).run("list the files", display=False)
         print("tool output:", bool(result.tool_calls[0].output), result.stop_reason)
         """,
     )
