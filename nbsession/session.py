@@ -47,6 +47,12 @@ Money = Annotated[float, Field(ge=0)]
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 RESERVED_IDS = frozenset({"import", "batch"})
 
+# Where a session started from a notebook comes from: the kernel's id (a UUID in practice) and
+# the notebook's path relative to the server root, as jupyter-server's /api/sessions names
+# them. Both are only recorded and shown; they never reach a file system call.
+KernelId = Annotated[str, Field(max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]*)?$")]
+NotebookPath = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -198,6 +204,10 @@ class Session(_Model):
     agent_model_overrides: dict[str, str] = Field(default_factory=dict)
     custom_models_used: list[str] = Field(default_factory=list)
     parent_id: str = ""
+    kernel_id: KernelId = ""
+    """The kernel that started the session (empty: not started from a kernel)."""
+    notebook_path: NotebookPath = ""
+    """That kernel's notebook, relative to the server root, when known."""
 
     @field_validator("created_at")
     @classmethod
@@ -277,6 +287,8 @@ class SessionTemplate(_Model):
         default_factory=dict
     )
     custom_models_used: list[str] = Field(default_factory=list)
+    kernel_id: KernelId = ""
+    notebook_path: NotebookPath = ""
 
     @field_validator("*", mode="before")
     @classmethod

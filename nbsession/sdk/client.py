@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from ._runner import LoopThread, shared_loop
-from .discovery import find_server
+from .discovery import find_server, kernel_origin
 from .results import AgentInfo, SessionInfo, SessionPage
 from .session import DEFAULT_AGENT, AsyncSession, Session
 from .transport import Transport
@@ -88,8 +88,10 @@ class AsyncClient:
 
         ``template`` takes the SPEC's creation fields: ``title``, ``working_dir``,
         ``tools_approved``, ``permissions``, ``max_iterations``, ``agent_model_overrides``.
+        Created in a kernel, the session records it (``kernel_id``, ``notebook_path``),
+        unless ``template`` says otherwise.
         """
-        created = await self._transport.create_session(template)
+        created = await self._transport.create_session({**kernel_origin(), **template})
         return AsyncSession(self._transport, created["id"], agent)
 
     async def import_notebook(

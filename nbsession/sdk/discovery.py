@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,6 +65,30 @@ def find_server(url: str | None = None, token: str | None = None) -> ServerInfo:
     if not info.token and env_token:
         return ServerInfo(info.url, env_token, info.uds, info.source)
     return info
+
+
+def kernel_origin() -> dict[str, str]:
+    """``kernel_id`` and ``notebook_path`` of the Jupyter kernel this code runs in, if any.
+
+    The kernel id is in its connection file's name (``kernel-<id>.json``); jupyter-server
+    tells a kernel its notebook in ``JPY_SESSION_NAME``. Outside a kernel: an empty dict.
+    ipykernel is only asked when it is already loaded (scripts never import it).
+    """
+    if "ipykernel" not in sys.modules:
+        return {}
+    try:
+        from ipykernel.connect import get_connection_file
+
+        name = os.path.basename(get_connection_file())
+    except Exception:  # no kernel app in this process (an IPython terminal, a test)
+        return {}
+    if not (name.startswith("kernel-") and name.endswith(".json")):
+        return {}
+    origin = {"kernel_id": name[len("kernel-") : -len(".json")]}
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if notebook:
+        origin["notebook_path"] = notebook
+    return origin
 
 
 def _parent_server(looked: list[str]) -> ServerInfo | None:

@@ -46,6 +46,8 @@ def session_response(session: Session) -> dict[str, Any]:
         "hide_tool_results": session.hide_tool_results,
         "custom_models_used": list(session.custom_models_used),
         "parent_id": session.parent_id,
+        "kernel_id": session.kernel_id,
+        "notebook_path": session.notebook_path,
     }
     if response["permissions"] is None:
         del response["permissions"]

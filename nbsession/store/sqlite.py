@@ -95,6 +95,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE sessions ADD COLUMN lease_owner TEXT",
         "ALTER TABLE sessions ADD COLUMN lease_expires REAL",
     ),
+    # 4: the kernel and notebook a session was started from (empty for the others).
+    (
+        "ALTER TABLE sessions ADD COLUMN kernel_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sessions ADD COLUMN notebook_path TEXT NOT NULL DEFAULT ''",
+    ),
 ]
 
 # Columns of ``sessions`` that are the store's own bookkeeping, not session fields.

@@ -32,6 +32,8 @@ class Execution:
     ename: str | None = None
     evalue: str = ""
     traceback: list[str] = field(default_factory=list)
+    displays: list[dict[str, Any]] = field(default_factory=list)
+    """The ``display_data`` / ``update_display_data`` / ``execute_result`` contents."""
 
     def check(self) -> Execution:
         assert self.ename is None, "\n".join([self.ename or "", self.evalue, *self.traceback])
@@ -41,14 +43,26 @@ class Execution:
 class ServerKernel:
     """A kernel of a running Jupyter server, used over HTTP and its websocket channels."""
 
-    def __init__(self, server_url: str, token: str) -> None:
+    def __init__(self, server_url: str, token: str, notebook: str | None = None) -> None:
+        """A new kernel; with ``notebook`` (a path), one for that notebook, as JupyterLab
+        opens it (``/api/sessions``)."""
         self.server_url = server_url.rstrip("/")
         self._headers = {"Authorization": f"token {token}"}
-        reply = httpx.post(
-            f"{self.server_url}/api/kernels", json={"name": "python3"}, headers=self._headers
-        )
-        reply.raise_for_status()
-        self.id = reply.json()["id"]
+        if notebook is None:
+            reply = httpx.post(
+                f"{self.server_url}/api/kernels", json={"name": "python3"}, headers=self._headers
+            )
+            reply.raise_for_status()
+            self.id = reply.json()["id"]
+        else:
+            body = {"path": notebook, "name": notebook, "type": "notebook"}
+            reply = httpx.post(
+                f"{self.server_url}/api/sessions",
+                json={**body, "kernel": {"name": "python3"}},
+                headers=self._headers,
+            )
+            reply.raise_for_status()
+            self.id = reply.json()["kernel"]["id"]
         ws_url = self.server_url.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
         self._ws = websocket.create_connection(
             ws_url, header=[f"Authorization: token {token}"], timeout=EXECUTE_TIMEOUT
@@ -102,6 +116,8 @@ class ServerKernel:
                         on_stdout(content["text"])
                 else:
                     result.stderr += content["text"]
+            elif kind in ("display_data", "update_display_data", "execute_result"):
+                result.displays.append(content)
             elif kind == "error":
                 result.ename, result.evalue = content["ename"], content["evalue"]
                 result.traceback = content["traceback"]
