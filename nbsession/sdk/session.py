@@ -547,12 +547,8 @@ class Session:
         return self._aio.id
 
     @property
-    def aio(self) -> AsyncSession:
-        """The ``AsyncSession`` underneath; it lives on ``loop`` (the SDK's loop thread)."""
-        return self._aio
-
-    @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The SDK loop ``aio`` lives on (where its coroutines must run)."""
         return self._runner.loop
 
     @property
