@@ -37,12 +37,31 @@ async def texts(mgr: SessionManager, session_id: str) -> list[str]:
     return [m.message.content for m in (await mgr.get_session(session_id)).chat_messages()]
 
 
+async def streaming_ends(mgr: SessionManager, session_id: str, timeout: float = 10.0) -> bool:
+    """Whether ``mgr`` sees the session stop streaming within ``timeout`` (synchronisation:
+    the owner gives its lease back a moment after the turn's last event)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await mgr.get_session_status(session_id))["streaming"]:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def run_turn_released(
+    mgr: SessionManager, other: SessionManager, session_id: str, text: str
+) -> None:
+    """Run a turn on ``mgr`` to its end, then wait until ``other`` sees its lease given back."""
+    await run_turn(mgr, session_id, text)
+    assert await streaming_ends(other, session_id)
+
+
 async def test_a_turn_on_one_manager_makes_the_other_refuse_writes(
     open_manager: OpenManager,
 ) -> None:
     async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
         s = await one.create_session({})
-        await run_turn(two, s.id, "hello")  # two has a runtime (and a copy) of it
+        await run_turn_released(two, one, s.id, "hello")  # two has a runtime (and a copy)
         stream, _ = await start_held(one, s.id)  # one's turn waits for an approval
 
         with pytest.raises(SessionBusy):
@@ -65,7 +84,8 @@ async def test_a_turn_on_one_manager_makes_the_other_refuse_writes(
 
         await one.resume_session(s.id, "approve")
         await read_rest(stream)
-        assert not (await two.get_session_status(s.id))["streaming"]
+        # The lease goes back to the store just after the run's last event.
+        assert await streaming_ends(two, s.id)
         seen_by_one = await texts(one, s.id)
         assert await texts(two, s.id) == seen_by_one  # two reloaded its copy
 
@@ -81,8 +101,8 @@ async def test_the_next_turn_runs_on_the_history_another_manager_wrote(
 ) -> None:
     async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
         s = await one.create_session({})
-        await run_turn(one, s.id, "hello")
-        await run_turn(two, s.id, LIST_FILES)
+        await run_turn_released(one, two, s.id, "hello")
+        await run_turn_released(two, one, s.id, LIST_FILES)
         await two.update_session_title(s.id, "named on two")
         await two.set_session_starred(s.id, True)
 
