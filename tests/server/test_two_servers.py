@@ -22,6 +22,8 @@ from nbsession.runtime.loop import INTERRUPTED
 
 from .test_live_server import JUPYTER, SSE, Server, create, messages, run, start
 
+pytestmark = pytest.mark.servers
+
 LEASE = ["--NBSessionApp.lease_ttl=3", "--NBSessionApp.lease_renew_interval=0.2"]
 LIST_FILES = "list the files"
 MATH = "what is 17*23"
