@@ -23,22 +23,12 @@ from nbsession.tools import (
     build_toolsets,
 )
 
+from .test_shell import alive
+
 SERVER = str(Path(__file__).resolve().parent.parent / "mcp_server.py")
 STDIO = {"command": sys.executable, "args": [SERVER, "stdio"]}
 TOKEN = "mcp-secret-7"
 DEADLINE = 30.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in {"Z", "X"}
 
 
 async def gone(pid: int, timeout: float = DEADLINE) -> bool:

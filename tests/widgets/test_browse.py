@@ -8,29 +8,20 @@ from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
-from .test_pane_widget import TIMEOUT, execute, output, send_from_front_end
+from .test_pane_widget import execute, output, running_kernel, send_from_front_end
 
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[BlockingKernelClient]:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel()
-    client = manager.blocking_client()
-    client.start_channels()
-    client.wait_for_ready(timeout=TIMEOUT)
-    execute(
-        client,
-        "import json, nbsession\n"
-        "from nbsession.widgets.browse import ModelPicker, SessionBrowser\n"
-        "client = nbsession.local()",
-    )
-    try:
+    with running_kernel() as client:
+        execute(
+            client,
+            "import json, nbsession\n"
+            "from nbsession.widgets.browse import ModelPicker, SessionBrowser\n"
+            "client = nbsession.local()",
+        )
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def update(client: BlockingKernelClient, comm_id: str, state: dict[str, Any]) -> None:

@@ -14,25 +14,22 @@ from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
-from .test_pane_widget import TIMEOUT, customs, output, send_from_front_end
+from .test_pane_widget import (
+    TIMEOUT,
+    customs,
+    output,
+    running_kernel,
+    send_from_front_end,
+)
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture
 def kernel() -> Iterator[BlockingKernelClient]:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel()
-    client = manager.blocking_client()
-    client.start_channels()
-    client.wait_for_ready(timeout=TIMEOUT)
-    try:
+    with running_kernel() as client:
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def execute(client: BlockingKernelClient, code: str, seen: list[Any] | None = None) -> list[Any]:

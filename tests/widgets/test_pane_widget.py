@@ -10,6 +10,7 @@ import json
 import queue
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,18 +22,25 @@ from nbsession.widgets.pane import STATIC
 TIMEOUT = 30
 
 
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[BlockingKernelClient]:
+@contextmanager
+def running_kernel() -> Iterator[BlockingKernelClient]:
+    """A real python3 kernel with its channels started, shut down on exit."""
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel()
     client = manager.blocking_client()
     client.start_channels()
-    client.wait_for_ready(timeout=TIMEOUT)
     try:
+        client.wait_for_ready(timeout=TIMEOUT)
         yield client
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[BlockingKernelClient]:
+    with running_kernel() as client:
+        yield client
 
 
 def execute(client: BlockingKernelClient, code: str) -> list[dict[str, Any]]:
