@@ -18,6 +18,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from .test_pane_widget import (
     TIMEOUT,
     customs,
+    execute,
     output,
     running_kernel,
     send_from_front_end,
@@ -30,29 +31,6 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 def kernel() -> Iterator[BlockingKernelClient]:
     with running_kernel() as client:
         yield client
-
-
-def execute(client: BlockingKernelClient, code: str, seen: list[Any] | None = None) -> list[Any]:
-    """Run ``code``; its iopub messages (up to idle). ``seen`` also gets those of other
-    parents (a pane updated from the SDK's thread may carry another cell's header)."""
-    msg_id = client.execute(code)
-    own: list[dict[str, Any]] = []
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            msg = client.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
-        if seen is not None:
-            seen.append(msg)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "error":
-            raise AssertionError("\n".join(msg["content"]["traceback"]))
-        own.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return own
-    raise AssertionError(f"the kernel did not finish {code!r} in {TIMEOUT}s")
 
 
 def displays(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,23 +43,30 @@ def kernel() -> Iterator[BlockingKernelClient]:
         yield client
 
 
-def execute(client: BlockingKernelClient, code: str) -> list[dict[str, Any]]:
-    """Run ``code``; return the iopub messages it caused (up to the kernel going idle)."""
+def execute(
+    client: BlockingKernelClient, code: str, seen: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Run ``code``; return the iopub messages it caused (up to the kernel going idle).
+
+    ``seen`` also gets those of other parents (a pane updated from the SDK's thread may carry
+    another cell's header)."""
     msg_id = client.execute(code)
-    messages = []
+    own: list[dict[str, Any]] = []
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         try:
             msg = client.get_iopub_msg(timeout=1)
         except queue.Empty:
             continue
+        if seen is not None:
+            seen.append(msg)
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "error":
             raise AssertionError("\n".join(msg["content"]["traceback"]))
-        messages.append(msg)
+        own.append(msg)
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return messages
+            return own
     raise AssertionError(f"the kernel did not finish {code!r} in {TIMEOUT}s")
 
 
