@@ -33,7 +33,7 @@ def _describe(event: dict[str, Any], previous: str) -> str:
         output = event["response"]
         short = output if len(output) < 400 else output[:400] + "…"
         return f"[tool result: {marker}]\n{short}\n"
-    if kind == "partial_tool_call":
+    if kind in ("partial_tool_call", "tool_call_output"):  # the result shows it all
         return ""
     if kind == "team_info":
         agents = ", ".join(agent["name"] for agent in event["available_agents"])

@@ -89,6 +89,19 @@ def tool_call_confirmation(
     return _event("tool_call_confirmation", agent_name, **fields)
 
 
+def tool_call_output(
+    agent_name: str, call_id: str, definition: ToolDefinition, output: str
+) -> Event:
+    """A piece of a running call's output (docker-agent's ``ToolCallOutputEvent``)."""
+    return _event(
+        "tool_call_output",
+        agent_name,
+        tool_call_id=call_id,
+        tool_definition=definition.to_json(),
+        output=output,
+    )
+
+
 def tool_call_response(
     agent_name: str, call: ToolCall, definition: ToolDefinition | None, result: ToolResult
 ) -> Event:

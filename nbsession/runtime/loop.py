@@ -57,6 +57,7 @@ from ..session import (
 from ..tools import build_toolsets
 from ..tools.base import (
     ElicitationResult,
+    Output,
     Tool,
     ToolContext,
     ToolDefinition,
@@ -82,6 +83,7 @@ from .models import (
 from .permissions import decide, exact_pattern
 from .recorder import SessionRecorder, SubSessionRecorder
 from .title import fallback_title, generate_title
+from .tool_output import OutputRelay
 
 log = logging.getLogger("nbsession.runtime")
 
@@ -1081,20 +1083,27 @@ class AgentRuntime:
             log.exception("preview of tool %s failed", call.function.name)
             return ""
 
-    def _tool_context(self) -> ToolContext:
+    def _tool_context(self, output: Output | None = None) -> ToolContext:
         return ToolContext(
             session_id=self.session_id,
             working_dir=self.recorder.session.working_dir,
             elicit=self._elicit,
+            output=output,
         )
 
     async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
         arguments = _arguments(call)
         if isinstance(arguments, ToolResult):
             return arguments
+        name, definition = self.agent_name, tool.definition
+        relay = OutputRelay(
+            lambda text: self.recorder.emit(
+                events.tool_call_output(name, call.id, definition, text)
+            )
+        )
         try:
             with self._doing("running_tool", call.function.name):
-                return await tool.call(arguments, self._tool_context())
+                return await tool.call(arguments, self._tool_context(relay.write))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1104,6 +1113,8 @@ class AgentRuntime:
                 events.error(self.session_id, self.agent_name, message, "tool_failed")
             )
             return ToolResult(message, is_error=True)
+        finally:
+            relay.close()  # the last output goes out before the call's response
 
     async def _elicit(self, message: str, schema: Any) -> ElicitationResult:
         """Ask the user for structured input on behalf of a tool and wait for the answer."""

@@ -66,6 +66,8 @@ class ElicitationResult:
 
 
 Elicit = Callable[[str, Mapping[str, Any]], Awaitable[ElicitationResult]]
+# Takes a piece of a running call's output (text as it comes, not yet the result).
+Output = Callable[[str], None]
 
 
 @dataclass
@@ -73,12 +75,15 @@ class ToolContext:
     """Per-call facts a tool may need from the session that runs it.
 
     ``elicit(message, json_schema)`` asks the user for structured input; it is ``None`` when
-    the host cannot ask (a headless run), so a tool must have a fallback.
+    the host cannot ask (a headless run), so a tool must have a fallback. ``output(text)``
+    shows a long-running call's output while it runs (``tool_call_output`` events); the
+    result still carries everything the model should read, so a tool may call it freely.
     """
 
     session_id: str
     working_dir: str
     elicit: Elicit | None = None
+    output: Output | None = None
 
 
 class Tool(ABC):

@@ -131,6 +131,7 @@ class _Script(Tool):
             env={**os.environ, **self._env, **config.env, **values},
             timeout=None,
             max_output=MAX_OUTPUT,
+            on_output=ctx.output,
         )
 
 

@@ -7,7 +7,9 @@ does guarantee is that a call cannot outlive its turn or exhaust the server's me
 - each command runs in a new session (its own process group), so a timeout or a cancelled turn
   kills the shell *and* everything it started;
 - output is read as it arrives and only the first ``max_output`` bytes are kept; the rest is
-  counted and drained so the command never blocks on a full pipe.
+  counted and drained so the command never blocks on a full pipe. What is kept is also passed
+  on as it comes (``ToolContext.output``), so a person watches a long build while it runs.
+  stdout and stderr share one pipe, which keeps their order as the command wrote them.
 
 A call returns when the shell has exited and its output pipe is closed. A background job that
 redirects its output (``server > log 2>&1 &``) therefore outlives the call, while one that
@@ -17,6 +19,7 @@ still writes to the pipe is waited for, within the timeout.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import signal
 from collections.abc import Mapping
@@ -25,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt
 
-from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import FunctionTool, Output, Tool, ToolContext, ToolResult, Toolset
 
 # How long a killed command's output is drained before its pipe is abandoned.
 _KILL_DRAIN_SECONDS = 2.0
@@ -103,15 +106,23 @@ class ShellToolset(Toolset):
             env={**os.environ, **self._options.env},
             timeout=args.timeout or self._options.timeout,
             max_output=self._options.max_output,
+            on_output=ctx.output,
         )
 
 
 async def run_command(
-    cmd: str, *, cwd: str, env: Mapping[str, str], timeout: float | None, max_output: int
+    cmd: str,
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    timeout: float | None,
+    max_output: int,
+    on_output: Output | None = None,
 ) -> ToolResult:
     """Run ``cmd`` with ``/bin/sh`` as the module docstring says (own process group, bounded
-    output, killed on timeout or cancel); a non-zero exit is an error result."""
-    output = _BoundedOutput(max_output)
+    output, killed on timeout or cancel); a non-zero exit is an error result. ``on_output``
+    gets the kept output as text while it comes."""
+    output = _BoundedOutput(max_output, on_output)
     spawn = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
             "/bin/sh",
@@ -159,17 +170,26 @@ def _resolve_cwd(base: str, cwd: str) -> str:
 
 
 class _BoundedOutput:
-    """The first ``limit`` bytes of a command's output, and a count of the bytes dropped."""
+    """The first ``limit`` bytes of a command's output, and a count of the bytes dropped;
+    ``on_output`` sees the kept bytes as text as they come (a character split between two
+    reads is passed on whole, with the second)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_output: Output | None = None) -> None:
         self._limit = limit
         self._kept = bytearray()
         self._dropped = 0
+        self._on_output = on_output
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def add(self, data: bytes) -> None:
         room = max(self._limit - len(self._kept), 0)
-        self._kept += data[:room]
+        kept = data[:room]
+        self._kept += kept
         self._dropped += max(len(data) - room, 0)
+        if kept and self._on_output is not None:
+            text = self._decoder.decode(kept)
+            if text:
+                self._on_output(text)
 
     def render(self, status: str = "") -> str:
         """The output as text, with truncation and ``status`` notes on lines of their own."""

@@ -53,3 +53,30 @@ async def test_user_prompt_is_an_elicitation(tmp_path: Path) -> None:
             "action": "accept",
             "content": {"city": "Lyon"},
         }
+
+
+async def test_shell_output_streams_during_the_turn_and_status_names_the_tool(
+    tmp_path: Path,
+) -> None:
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        command = "echo building; while [ ! -e go ]; do sleep 0.02; done; echo built"
+        stream = await mgr.run_session(session.id, "default", "", user(f"run `{command}`"))
+        await read_until(stream, "tool_call_confirmation")
+        await mgr.resume_session(session.id, "approve")
+        first = (await read_until(stream, "tool_call_output"))[-1]
+        assert first["output"] == "building\n" and first["agent_name"] == "root"
+        assert first["tool_definition"]["name"] == "shell"
+        status = await mgr.get_session_status(session.id)
+        assert status["activity"]["state"] == "running_tool"
+        assert status["activity"]["tool"] == "shell" and status["activity"]["duration"] >= 0
+
+        (tmp_path / "go").touch()
+        rest = await read_until(stream, "stream_stopped")
+        [response] = of_type(rest, "tool_call_response")
+        outputs = [first, *of_type(rest, "tool_call_output")]
+        assert {event["tool_call_id"] for event in outputs} == {response["tool_call_id"]}
+        assert "".join(event["output"] for event in outputs) == "building\nbuilt\n"
+        assert response["result"]["output"] == "building\nbuilt"
+        last_output = max(rest.index(event) for event in outputs[1:])
+        assert last_output < rest.index(response)
