@@ -22,7 +22,7 @@ import yaml
 
 from ..errors import AgentConfigError, AgentSourceUnavailable, InvalidModelRef, UnknownAgent
 from ..session import Permissions
-from ..tools import check_toolset
+from ..tools import check_toolset, ignored_options
 
 log = logging.getLogger("nbsession.config")
 
@@ -336,12 +336,15 @@ class _Parser:
     def error(self, key: str, problem: str) -> AgentConfigError:
         return AgentConfigError(self.name, key, problem)
 
+    def warn(self, key: str, problem: str) -> None:
+        """Record something the file asks for that nbsession will not do (SPEC 7)."""
+        log.warning("%s: %s: %s", self.path, key, problem)
+        self.warnings.append(f"{self.name}: {key}: {problem}")
+
     def warn_unknown(self, prefix: str, mapping: Mapping[Any, Any], known: frozenset[str]) -> None:
         for key in mapping:
             if key not in known:
-                problem = f"{_join(prefix, key)}: unknown key ignored"
-                log.warning("%s: %s", self.path, problem)
-                self.warnings.append(f"{self.name}: {problem}")
+                self.warn(_join(prefix, key), "not supported by nbsession, ignored")
 
     # Typed readers: ``None`` (a YAML key with no value) reads as absent.
 
@@ -614,6 +617,11 @@ class _Parser:
             problem = check_toolset(toolset_type, entry)
             if problem:
                 raise self.error(entry_key, problem)
+            for option in ignored_options(toolset_type, entry):
+                self.warn(
+                    f"{entry_key}.{option}",
+                    f"option not supported by nbsession's {toolset_type} toolset, ignored",
+                )
             toolsets.append(ToolsetConfig(type=toolset_type, options=_frozen(entry)))
         return tuple(toolsets)
 

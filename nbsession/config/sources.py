@@ -51,6 +51,7 @@ class AgentSourceInfo:
     multi: bool
     commands: list[str]
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -59,8 +60,10 @@ class AgentSourceInfo:
             "multi": self.multi,
             "commands": list(self.commands),
         }
-        if self.error is not None:  # an extra field: docker-agent's clients ignore it
+        if self.error is not None:  # extra fields: docker-agent's clients ignore them
             row["error"] = self.error
+        if self.warnings:  # what the file asks for that nbsession ignores
+            row["warnings"] = list(self.warnings)
         return row
 
 
@@ -149,6 +152,7 @@ class SourceLoader:
                         multi=team.multi,
                         commands=sorted(root.commands),
                         error=error,
+                        warnings=team.warnings,
                     )
                 )
         return infos

@@ -170,6 +170,12 @@ class AgentInfo(Reply):
         "is served if it had one (then the fields above are that version's), else running it "
         "is a 422 agent_invalid.",
     )
+    warnings: list[str] | None = Field(
+        None,
+        description="Present when the file uses keys or options nbsession ignores: one line "
+        "each, naming the file and the key. A session's first turn repeats them as `warning` "
+        "events.",
+    )
 
 
 class ToolCount(Reply):

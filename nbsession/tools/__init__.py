@@ -7,10 +7,11 @@ free of any dependency on the config format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .base import (
     ElicitationResult,
@@ -35,6 +36,19 @@ from .user_prompt import UserPromptToolset
 
 ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
+_TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
+    FetchToolset,
+    FilesystemToolset,
+    MCPToolset,
+    MemoryToolset,
+    ScriptToolset,
+    UserPromptToolset,
+    ShellToolset,
+    ThinkToolset,
+    TodoToolset,
+)
+_OPTIONS_MODELS = {cls.type: cls.options_model for cls in _TOOLSET_CLASSES if cls.options_model}
+
 TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     FetchToolset.type: lambda options, _env: FetchToolset(options),
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
@@ -46,6 +60,57 @@ TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     ThinkToolset.type: lambda _options, _env: ThinkToolset(),
     TodoToolset.type: lambda _options, _env: TodoToolset(),
 }
+
+
+# Keys of every entry that the registry itself reads (``type`` is the config layer's).
+COMMON_OPTIONS = frozenset({"tools"})
+
+
+def ignored_options(type_: str, options: Mapping[str, Any]) -> list[str]:
+    """The dotted keys of ``options`` that a toolset of ``type_`` does not read (docker-agent
+    options nbsession lacks, or typos), so the loader can warn rather than drop them silently.
+    """
+    factory = TOOLSET_FACTORIES.get(type_)
+    model = getattr(factory, "options_model", None) or _OPTIONS_MODELS.get(type_)
+    if model is None:
+        return []
+    rest = {key: value for key, value in options.items() if key not in COMMON_OPTIONS}
+    return list(_unread(model, rest, ""))
+
+
+def _unread(model: type[BaseModel], value: Mapping[Any, Any], prefix: str) -> Iterator[str]:
+    fields = {}
+    for name, info in model.model_fields.items():
+        fields[name] = info
+        if info.alias:
+            fields[info.alias] = info
+    for key, item in value.items():
+        where = f"{prefix}.{key}" if prefix else str(key)
+        info = fields.get(key)
+        if info is None:
+            yield where
+        else:
+            yield from _unread_in(info.annotation, item, where)
+
+
+def _unread_in(annotation: Any, item: Any, where: str) -> Iterator[str]:
+    """Unread keys inside one option's value: a nested model, or models in a list, a mapping
+    or an optional."""
+    origin = get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(item, Mapping):
+            yield from _unread(annotation, item, where)
+    elif origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield from _unread_in(arg, item, where)
+                return
+    elif origin is list and isinstance(item, list):
+        for index, element in enumerate(item):
+            yield from _unread_in(get_args(annotation)[0], element, f"{where}[{index}]")
+    elif origin is dict and isinstance(item, Mapping):
+        for key, element in item.items():
+            yield from _unread_in(get_args(annotation)[1], element, f"{where}.{key}")
 
 
 def check_toolset(type_: str, options: Mapping[str, Any]) -> str:
@@ -138,4 +203,5 @@ __all__ = [
     "UserPromptToolset",
     "build_toolsets",
     "check_toolset",
+    "ignored_options",
 ]

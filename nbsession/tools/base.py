@@ -109,6 +109,9 @@ class Toolset(ABC):
     """
 
     type: ClassVar[str]
+    # The model of its ``toolsets:`` entry's options: keys outside it are reported as ignored
+    # when the agent file loads (``None``: not declared, nothing is reported).
+    options_model: ClassVar[type[BaseModel] | None] = None
 
     @abstractmethod
     async def tools(self) -> list[Tool]:
@@ -125,6 +128,10 @@ class Toolset(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release processes or connections the toolset holds (most hold none)."""
+
+
+class NoOptions(BaseModel):
+    """The options of a toolset that takes none."""
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class FetchToolset(Toolset):
     """One tool, ``fetch`` (see the module docstring)."""
 
     type: ClassVar[str] = "fetch"
+    options_model = FetchOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = FetchOptions.model_validate(dict(options or {}))

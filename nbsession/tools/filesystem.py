@@ -173,6 +173,7 @@ class FilesystemToolset(Toolset):
     """
 
     type: ClassVar[str] = "filesystem"
+    options_model = FilesystemOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = FilesystemOptions.model_validate(dict(options or {}))

@@ -83,6 +83,7 @@ class MCPToolset(Toolset):
     """
 
     type: ClassVar[str] = "mcp"
+    options_model = MCPOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None, working_dir: str = "") -> None:
         self._options = MCPOptions.model_validate(dict(options or {}))

@@ -72,6 +72,7 @@ class MemoryToolset(Toolset):
     ``delete_memory`` over one SQLite file (see the module docstring)."""
 
     type: ClassVar[str] = "memory"
+    options_model = MemoryOptions
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, env: ToolsetEnv | None = None

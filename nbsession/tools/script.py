@@ -87,6 +87,7 @@ class ScriptToolset(Toolset):
     """
 
     type: ClassVar[str] = "script"
+    options_model = ScriptOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = ScriptOptions.model_validate(dict(options or {}))

@@ -76,6 +76,7 @@ class ShellToolset(Toolset):
     """
 
     type: ClassVar[str] = "shell"
+    options_model = ShellOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = ShellOptions.model_validate(dict(options or {}))

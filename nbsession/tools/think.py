@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 
 class ThinkArgs(BaseModel):
@@ -27,6 +27,7 @@ class ThinkToolset(Toolset):
     """One read-only tool, ``think``; it needs no options."""
 
     type: ClassVar[str] = "think"
+    options_model = NoOptions
 
     def __init__(self) -> None:
         self._tools: list[Tool] = [

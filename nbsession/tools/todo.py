@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from .base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import ArgsT, FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 Status = Literal["pending", "in-progress", "completed"]
 
@@ -59,6 +59,7 @@ class TodoToolset(Toolset):
     """
 
     type: ClassVar[str] = "todo"
+    options_model = NoOptions
 
     def __init__(self) -> None:
         self._todos: list[Todo] = []

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 
 class UserPromptArgs(BaseModel):
@@ -50,6 +50,7 @@ class UserPromptToolset(Toolset):
     """One read-only tool, ``user_prompt``; it needs no options."""
 
     type: ClassVar[str] = "user_prompt"
+    options_model = NoOptions
 
     def __init__(self) -> None:
         self._tools: list[Tool] = [

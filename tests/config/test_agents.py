@@ -94,7 +94,11 @@ def test_full_file_parses_into_typed_objects() -> None:
         token_key="MY_API_KEY_ENV",
     )
     assert team.permissions == Permissions(allow=["think", "todo*"], ask=[], deny=["shell"])
-    assert team.warnings == ()
+    # docker-agent's todo list shared between agents: nbsession keeps one per agent.
+    assert team.warnings == (
+        "team.yaml: agents.root.toolsets[2].shared: option not supported by nbsession's todo "
+        "toolset, ignored",
+    )
     assert team.multi
 
 
@@ -281,15 +285,46 @@ def test_unknown_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixtur
         team = parse(text)
 
     expected = [
-        "team.yaml: metadata: unknown key ignored",
-        "team.yaml: models.fast.routing: unknown key ignored",
-        "team.yaml: agents.root.add_date: unknown key ignored",
-        "team.yaml: permissions.maybe: unknown key ignored",
+        "team.yaml: metadata: not supported by nbsession, ignored",
+        "team.yaml: models.fast.routing: not supported by nbsession, ignored",
+        "team.yaml: agents.root.add_date: not supported by nbsession, ignored",
+        "team.yaml: permissions.maybe: not supported by nbsession, ignored",
     ]
     assert list(team.warnings) == expected
     assert [record.getMessage() for record in caplog.records] == expected
     assert team.agent(None).toolsets[0].options == {"env": {"A": "1"}}
     assert team.permissions.allow == ["think"]
+
+
+def test_toolset_options_nbsession_does_not_read_are_warned_about() -> None:
+    text = """
+        agents:
+          root:
+            model: openai/gpt-4o
+            toolsets:
+              - type: filesystem
+                allow_list: [/data]
+                tools: [read_file]
+                post_edit: [{path: "*.py", cmd: black $path, when: always}]
+              - type: mcp
+                command: server
+                defer: true
+                remote_typo: {}
+              - type: todo
+                shared: true
+              - type: shell
+                env: {A: "1"}
+        """
+    team = parse(text)
+    prefix = "team.yaml: agents.root.toolsets"
+    assert list(team.warnings) == [
+        f"{prefix}[0].allow_list: option not supported by nbsession's filesystem toolset, ignored",
+        f"{prefix}[0].post_edit[0].when: option not supported by nbsession's filesystem "
+        "toolset, ignored",
+        f"{prefix}[1].defer: option not supported by nbsession's mcp toolset, ignored",
+        f"{prefix}[1].remote_typo: option not supported by nbsession's mcp toolset, ignored",
+        f"{prefix}[2].shared: option not supported by nbsession's todo toolset, ignored",
+    ]
 
 
 INVALID = [

@@ -279,8 +279,11 @@ def test_warnings_name_the_file_and_the_log_its_path(
         team = SourceLoader(tmp_path, include_bundled=False).get("extra")
 
     assert team.path == str(path)
-    assert team.warnings == ("extra.yaml: agents.root.colour: unknown key ignored",)
-    assert caplog.records[0].getMessage() == f"{path}: agents.root.colour: unknown key ignored"
+    assert team.warnings == ("extra.yaml: agents.root.colour: not supported by nbsession, ignored",)
+    assert (
+        caplog.records[0].getMessage()
+        == f"{path}: agents.root.colour: not supported by nbsession, ignored"
+    )
 
 
 @pytest.mark.parametrize(

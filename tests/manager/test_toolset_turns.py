@@ -80,3 +80,28 @@ async def test_shell_output_streams_during_the_turn_and_status_names_the_tool(
         assert response["result"]["output"] == "building\nbuilt"
         last_output = max(rest.index(event) for event in outputs[1:])
         assert last_output < rest.index(response)
+
+
+async def test_what_the_file_asks_for_and_nbsession_ignores_is_a_warning_event(
+    tmp_path: Path,
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "wide.yaml").write_text(
+        "agents:\n  root:\n    model: demo/offline\n    add_date: true\n"
+        "    toolsets: [{type: filesystem, allow_list: [/data]}]\n"
+    )
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        first = await run_turn(mgr, session.id, "hello", agent="wide")
+        warnings = [event["message"] for event in of_type(first, "warning")]
+        assert warnings == [
+            "wide.yaml: agents.root.add_date: not supported by nbsession, ignored",
+            "wide.yaml: agents.root.toolsets[0].allow_list: option not supported by "
+            "nbsession's filesystem toolset, ignored",
+        ]
+        assert first.index(of_type(first, "warning")[0]) > first.index(
+            of_type(first, "stream_started")[0]
+        )
+        again = await run_turn(mgr, session.id, "hello again", agent="wide")
+        assert not of_type(again, "warning")  # told once per session runtime

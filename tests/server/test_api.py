@@ -76,10 +76,19 @@ async def test_agents_list_config_and_tool_count(api: Fetch, tmp_path: Path) -> 
     agents = tmp_path / "agents"
     agents.mkdir()
     (agents / "broken.yaml").write_text("agents: [unclosed\n")
+    (agents / "wide.yaml").write_text(
+        "agents:\n  root:\n    model: openai/gpt-4o\n    add_date: true\n"
+        "    toolsets: [{type: filesystem, allow_list: [/data]}]\n"
+    )
     listing = await api("GET", "api/agents")
     assert listing.code == 200
-    broken_row, default_row = listing.json()  # the broken one is listed, with its error
+    broken_row, default_row, wide_row = listing.json()  # broken: listed, with its error
     assert set(default_row) == {"name", "description", "multi", "commands"}
+    assert wide_row["warnings"] == [  # what nbsession ignores is named, never dropped silently
+        "wide.yaml: agents.root.add_date: not supported by nbsession, ignored",
+        "wide.yaml: agents.root.toolsets[0].allow_list: option not supported by nbsession's "
+        "filesystem toolset, ignored",
+    ]
     assert broken_row["name"] == "broken"
     assert broken_row["error"].startswith("broken.yaml: invalid YAML at line ")
 
