@@ -122,6 +122,7 @@ async def test_full_turn_event_order_and_commits(tmp_path: Path) -> None:
             "tool_call",
             "tool_call_confirmation",
             "authorization_event",
+            "tool_call_output",  # the command's output as it came
             "tool_call_response",
             "agent_choice",
             "token_usage",
