@@ -35,7 +35,13 @@ from .errors import (
     UnstorableValue,
 )
 from .eventlog import EventSubscription, LogClosed, LogEntry, RingEventLog
-from .notebook import is_notebook, notebook_to_session, session_record, session_to_notebook
+from .notebook import (
+    check_tool_results,
+    is_notebook,
+    notebook_to_session,
+    session_record,
+    session_to_notebook,
+)
 from .runtime.loop import AgentRuntime, Run
 from .runtime.models import ModelPool, resolve_ref
 from .runtime.recorder import SessionRecorder
@@ -788,7 +794,9 @@ class SessionManager:
                 field="recovery_version",
             )
         _validated(SessionTemplate, data)
-        return await self._create_imported(_validated(Session, data))
+        session = _validated(Session, data)
+        check_tool_results(session)
+        return await self._create_imported(session)
 
     async def _create_imported(self, session: Session) -> Session:
         update = {"working_dir": self._working_dir(session.working_dir)}

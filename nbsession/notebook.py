@@ -34,6 +34,10 @@ _MAX_CELL_ID = 64  # nbformat 4.5: cell ids match ^[a-zA-Z0-9-_]+$, 1 to 64 char
 _CELL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _NO_RESULT = "no result (interrupted)\n"
 _TOOL_CALL_TAG = "nbsession-tool-call"
+# Named so JupyterLab opens an export with the usual Python kernel instead of asking
+# "Select Kernel"; the recorded cells never need one, but a reader may add cells of their own.
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+_LANGUAGE_INFO = {"name": "python"}
 _SHELL_TOOLS = frozenset({"shell", "bash"})
 _PYTHON_TOOLS = frozenset({"python", "run_python", "execute_python", "run_code"})
 _DATA_IMAGE = re.compile(
@@ -54,7 +58,9 @@ def session_to_notebook(session: Session) -> dict[str, Any]:
         "nbformat": _NBFORMAT,
         "nbformat_minor": _NBFORMAT_MINOR,
         "metadata": {
-            "nbsession": {"version": NOTEBOOK_FORMAT_VERSION, "session": session.to_json()}
+            "kernelspec": dict(KERNELSPEC),
+            "language_info": dict(_LANGUAGE_INFO),
+            "nbsession": {"version": NOTEBOOK_FORMAT_VERSION, "session": session.to_json()},
         },
         "cells": _Renderer(session).cells(),
     }
@@ -88,6 +94,12 @@ def notebook_to_session(data: object) -> Session:
             field="metadata.nbsession",
         )
     version = record.get("version")
+    if type(version) is int and version > NOTEBOOK_FORMAT_VERSION:
+        raise InvalidRequest(
+            f"The notebook was exported by a newer nbsession (record version {version}; this "
+            f"one reads version {NOTEBOOK_FORMAT_VERSION}): upgrade nbsession to import it.",
+            field="metadata.nbsession.version",
+        )
     if type(version) is not int or version != NOTEBOOK_FORMAT_VERSION:
         raise InvalidRequest(
             f"Unsupported nbsession record version {version!r} "
@@ -109,31 +121,36 @@ def notebook_to_session(data: object) -> Session:
             f"The session recorded in the notebook is invalid at {field}: {first['msg']}.",
             field=field,
         ) from None
-    _check_tool_results(session, "metadata.nbsession.session")
+    check_tool_results(session, "metadata.nbsession.session")
     return session
 
 
-def _check_tool_results(session: Session, where: str) -> None:
+def check_tool_results(session: Session, where: str = "") -> None:
     """Refuse a record whose tool results answer no earlier call of the same (sub-)session.
 
     Models refuse such a history (every provider pairs a result with its call), so importing
-    it would create a session whose next turn fails; the damage is named instead.
+    it would create a session whose next turn fails; the damage is named instead. ``where``
+    is the record's path in the imported document ("" when the session is the document).
     """
     called: set[str] = set()
     for index, item in enumerate(session.messages):
         if item.sub_session is not None:
-            _check_tool_results(item.sub_session, f"{where}.messages.{index}.sub_session")
+            check_tool_results(item.sub_session, _joined(where, f"messages.{index}.sub_session"))
         chat = item.message.message if item.message is not None else None
         if chat is None:
             continue
         called.update(call.id for call in chat.tool_calls or [])
         if chat.role == "tool" and chat.tool_call_id not in called:
-            field = f"{where}.messages.{index}.message.message.tool_call_id"
+            field = _joined(where, f"messages.{index}.message.message.tool_call_id")
             raise InvalidRequest(
-                f"The session recorded in the notebook is inconsistent at {field}: the tool "
+                f"The recorded session is inconsistent at {field}: the tool "
                 f"result {chat.tool_call_id!r} answers no earlier tool call.",
                 field=field,
             )
+
+
+def _joined(where: str, path: str) -> str:
+    return f"{where}.{path}" if where else path
 
 
 def session_record(notebook: Mapping[str, Any]) -> Mapping[str, Any]:

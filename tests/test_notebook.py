@@ -119,6 +119,8 @@ def test_export_is_valid_nbformat_45_with_recovery_record() -> None:
         "version": NOTEBOOK_FORMAT_VERSION,
         "session": session.to_json(),
     }
+    # JupyterLab opens it with the Python kernel rather than asking "Select Kernel".
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
     ids = [cell["id"] for cell in nb["cells"]]
     assert len(set(ids)) == len(ids)
     assert is_notebook(nb)

@@ -17,7 +17,9 @@ from .errors import (
 )
 from .results import (
     AgentInfo,
+    BatchReport,
     Event,
+    FileOutcome,
     FollowUp,
     Pending,
     SessionInfo,
@@ -34,11 +36,13 @@ __all__ = [
     "AsyncClient",
     "AsyncSession",
     "AsyncTurn",
+    "BatchReport",
     "Client",
     "ConnectionFailed",
     "Event",
     "EventIterator",
     "EventStream",
+    "FileOutcome",
     "FollowUp",
     "Models",
     "NBSessionError",

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._runner import LoopThread, shared_loop
 from .discovery import find_server, kernel_origin
-from .results import AgentInfo, SessionInfo, SessionPage
+from .errors import NBSessionError
+from .results import AgentInfo, BatchReport, FileOutcome, SessionInfo, SessionPage
 from .session import DEFAULT_AGENT, AsyncSession, Session
 from .transport import Transport
 
@@ -102,6 +106,57 @@ class AsyncClient:
         created = await self._transport.import_session(data)
         return AsyncSession(self._transport, created["id"], agent)
 
+    async def export_all(
+        self,
+        folder: str | os.PathLike[str],
+        sessions: Iterable[SessionInfo | str] | None = None,
+    ) -> BatchReport:
+        """Every session (or those given, as ids or list rows) as a notebook in ``folder``.
+
+        The folder is created if needed; each file is named by ``notebook_filename`` (an
+        existing file of that name is replaced: exporting again refreshes it). A session that
+        cannot be exported (deleted meanwhile, a full disk) is reported and the rest go on.
+        """
+        target = Path(folder)
+        await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
+        rows = await self.sessions() if sessions is None else list(sessions)
+        outcomes = []
+        for row in rows:
+            session_id, title = (row, "") if isinstance(row, str) else (row.id, row.title)
+            path = target / notebook_filename(session_id, title)
+            try:
+                await AsyncSession(self._transport, session_id, DEFAULT_AGENT).export_notebook(path)
+            except (NBSessionError, OSError) as exc:
+                outcomes.append(FileOutcome(str(path), session_id, _reason(exc)))
+            else:
+                outcomes.append(FileOutcome(str(path), session_id))
+        return BatchReport("exported", str(target), tuple(outcomes))
+
+    async def import_folder(
+        self, folder: str | os.PathLike[str], agent: str = DEFAULT_AGENT
+    ) -> BatchReport:
+        """Import every ``*.ipynb`` of ``folder`` (not its sub-folders), in name order.
+
+        A file that is refused (not an export, damaged, truncated: see ``import_notebook``)
+        is reported with its reason and creates nothing; the others are still imported.
+        ``FileNotFoundError`` if ``folder`` is not a folder.
+        """
+        source = Path(folder)
+        if not await asyncio.to_thread(source.is_dir):
+            raise FileNotFoundError(f"{source} is not a folder.")
+        paths = await asyncio.to_thread(
+            lambda: sorted(p for p in source.iterdir() if p.suffix == ".ipynb" and p.is_file())
+        )
+        outcomes = []
+        for path in paths:
+            try:
+                session = await self.import_notebook(path, agent)
+            except (NBSessionError, OSError, ValueError) as exc:
+                outcomes.append(FileOutcome(str(path), None, _reason(exc)))
+            else:
+                outcomes.append(FileOutcome(str(path), session.id))
+        return BatchReport("imported", str(source), tuple(outcomes))
+
     async def aclose(self) -> None:
         await self._transport.aclose()
 
@@ -112,6 +167,24 @@ class AsyncClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+_UNSAFE_NAME = re.compile(r"[^\w.-]+")
+
+
+def notebook_filename(session_id: str, title: str = "") -> str:
+    """``<title>-<id>.ipynb``: a file name that says what the session was and stays unique.
+
+    The title is shortened and stripped of characters file systems or shells dislike; the id
+    keeps two sessions of the same title apart.
+    """
+    slug = _UNSAFE_NAME.sub("-", title).strip("-.")[:40].rstrip("-.")
+    safe_id = _UNSAFE_NAME.sub("-", session_id)
+    return f"{slug}-{safe_id}.ipynb" if slug else f"{safe_id}.ipynb"
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _read(path: str) -> Any:
@@ -171,6 +244,20 @@ class Client:
     def import_notebook(self, path: str | os.PathLike[str], agent: str = DEFAULT_AGENT) -> Session:
         """Recreate a session from an exported .ipynb (or a recovery JSON file)."""
         return self._session(self._runner.run(self._aio.import_notebook(path, agent)))
+
+    def export_all(
+        self,
+        folder: str | os.PathLike[str],
+        sessions: Iterable[SessionInfo | str] | None = None,
+    ) -> BatchReport:
+        """Every session (or those given) as a notebook in ``folder`` (see ``AsyncClient``)."""
+        return self._runner.run(self._aio.export_all(folder, sessions))
+
+    def import_folder(
+        self, folder: str | os.PathLike[str], agent: str = DEFAULT_AGENT
+    ) -> BatchReport:
+        """Import every ``*.ipynb`` of ``folder``, reporting refused files (see ``AsyncClient``)."""
+        return self._runner.run(self._aio.import_folder(folder, agent))
 
     def close(self) -> None:
         self._runner.run(self._aio.aclose())

@@ -322,3 +322,42 @@ class TurnBuilder:
         self.pending = None
         self.result.text = "".join(self._text)
         self.result.reasoning = "".join(self._reasoning)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One file of a batch: the session it holds (or came from), or why it failed."""
+
+    path: str
+    session_id: str | None
+    error: str | None = None
+    """``"<ErrorClass>: <message>"`` when this file failed; None when it worked."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What ``client.export_all()`` or ``client.import_folder()`` did, file by file.
+
+    A failed file does not stop the batch: it is listed in ``failed`` with its reason, and
+    the other files are still done.
+    """
+
+    action: str
+    folder: str
+    outcomes: tuple[FileOutcome, ...]
+
+    @property
+    def succeeded(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.error is None]
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.error is not None]
+
+    def __str__(self) -> str:
+        count = len(self.succeeded)
+        line = f"{self.action} {count} session{'s' if count != 1 else ''} ({self.folder})"
+        if not self.failed:
+            return line
+        reasons = [f"  {outcome.path}: {outcome.error}" for outcome in self.failed]
+        return "\n".join([f"{line}; {len(self.failed)} failed:", *reasons])

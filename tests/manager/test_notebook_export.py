@@ -53,7 +53,7 @@ def _result_without_call(notebook: dict) -> None:
     ("damage", "field", "words"),
     [
         (_no_record, "metadata.nbsession", "no nbsession record"),
-        (_newer_record, "metadata.nbsession.version", "Unsupported nbsession record version 2"),
+        (_newer_record, "metadata.nbsession.version", "a newer nbsession (record version 2"),
         (
             _result_without_call,
             "metadata.nbsession.session.messages.0.message.message.tool_call_id",
@@ -106,3 +106,17 @@ async def test_a_failed_turn_is_recorded_and_visibly_marked_in_the_notebook(
         assert error["error"] not in repr(history) and "hello" in repr(history)
         stream = await mgr.run_session(session.id, "default", "", [{"content": "hi again"}])
         assert [json.loads(e.data)["type"] async for e in stream][-1] == "stream_stopped"
+
+
+async def test_a_recovery_export_with_a_result_without_its_call_is_refused(open_manager):
+    async with open_manager() as mgr:
+        session = await mgr.create_session({})
+        exported = await mgr.export_session_for_recovery(session.id)
+        await mgr.delete_session(session.id)
+        chat = {"role": "tool", "tool_call_id": "call_gone", "content": "stray"}
+        exported["messages"] = [{"message": {"id": "orphan", "agentName": "root", "message": chat}}]
+        with pytest.raises(InvalidRequest) as err:
+            await mgr.import_session(exported)
+        assert err.value.field == "messages.0.message.message.tool_call_id"
+        assert "answers no earlier tool call" in err.value.message
+        assert await mgr.get_sessions() == []
