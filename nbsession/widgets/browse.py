@@ -6,14 +6,16 @@ raised into the cell (a callback's exception would only reach the kernel's log).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from ..sdk.client import Client
+from ..sdk.client import Client, notebook_filename
 from ..sdk.errors import NBSessionError
-from ..sdk.results import SessionInfo
+from ..sdk.results import BatchReport, SessionInfo
 from ..sdk.session import Session
 from .pane import EventPane
 
@@ -23,7 +25,8 @@ def _guarded(status: w.HTML, action: Callable[[], str]) -> None:
     try:
         status.value = action()
     except (NBSessionError, OSError, ValueError, TypeError) as exc:
-        status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
+        problem = html.escape(f"{type(exc).__name__}: {exc}")
+        status.value = f"<span style='color:#b00'>{problem}</span>"
 
 
 class ModelPicker(w.VBox):
@@ -57,7 +60,8 @@ class ModelPicker(w.VBox):
 
 class SessionBrowser(w.VBox):
     """Sessions newest first, ``page_size`` at a time: open, rename, star, delete (after a
-    confirmation), export as a notebook; import a notebook."""
+    confirmation), export as a notebook; import a notebook or a folder of them, and export
+    every session into a folder."""
 
     def __init__(self, client: Client, page_size: int = 20) -> None:
         self.client = client
@@ -71,12 +75,16 @@ class SessionBrowser(w.VBox):
         self.newer = w.Button(description="Newer")
         self.older.on_click(lambda _b: self._page(+1))
         self.newer.on_click(lambda _b: self._page(-1))
-        self.import_path = w.Text(placeholder="notebook.ipynb to import")
+        self.import_path = w.Text(placeholder="notebook.ipynb or folder to import")
         self.import_button = w.Button(description="Import")
         self.import_button.on_click(lambda _b: _guarded(self.status, self._import))
+        self.export_folder = w.Text(value="sessions", description="Folder")
+        self.export_all_button = w.Button(description="Export all")
+        self.export_all_button.on_click(lambda _b: _guarded(self.status, self._export_all))
         super().__init__(
             [
                 w.HBox([self.newer, self.older, self.import_path, self.import_button]),
+                w.HBox([self.export_folder, self.export_all_button]),
                 self.rows,
                 self.status,
                 self.opened,
@@ -101,9 +109,18 @@ class SessionBrowser(w.VBox):
         _guarded(self.status, self.refresh)
 
     def _import(self) -> str:
-        session = self.client.import_notebook(self.import_path.value)
+        """A notebook, or every notebook of a folder (each refused file listed, not fatal)."""
+        path = self.import_path.value
+        if Path(path).is_dir():
+            report = self.client.import_folder(path)
+            self.refresh()
+            return _report(report)
+        session = self.client.import_notebook(path)
         self.refresh()
         return f"imported as {session.id}"
+
+    def _export_all(self) -> str:
+        return _report(self.client.export_all(self.export_folder.value))
 
     def _row(self, info: SessionInfo) -> w.HBox:
         session = self.client.session(info.id)
@@ -132,7 +149,8 @@ class SessionBrowser(w.VBox):
 
         buttons["Open"].on_click(act(lambda: self._open(session)))
         buttons["Rename"].on_click(act(lambda: _do(session.rename, title.value, "renamed")))
-        buttons["Export"].on_click(act(lambda: session.export_notebook(f"{info.id}.ipynb")))
+        filename = notebook_filename(info.id, info.title)
+        buttons["Export"].on_click(act(lambda: session.export_notebook(filename)))
         buttons["Delete"].on_click(act(ask))
         confirm.on_click(act(delete))
         star.observe(starred, names="value")
@@ -151,6 +169,11 @@ class SessionBrowser(w.VBox):
 
             display(pane)
         return f"opened {session.id}"
+
+
+def _report(report: BatchReport) -> str:
+    """A batch's summary for the status line, one refused file per line."""
+    return "<br>".join(html.escape(line) for line in str(report).splitlines())
 
 
 def _do(call: Callable[[Any], None], value: Any, done: str) -> str:

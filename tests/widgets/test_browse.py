@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +82,37 @@ def test_browser_stars_renames_and_deletes_after_confirmation(
     send_from_front_end(kernel, confirm, {"event": "click"})
     gone = printed(kernel, "print(json.dumps(target.id in [i.id for i in client.sessions()]))")
     assert gone is False
+
+
+def test_browser_exports_every_session_into_a_folder_and_imports_it(
+    kernel: BlockingKernelClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "exported"
+    ids = printed(
+        kernel,
+        "first = client.create_session(title='first')\n"
+        "second = client.create_session(title='second')\n"
+        "browser = SessionBrowser(client)\n"
+        "print(json.dumps([browser.export_folder.model_id, browser.export_all_button.model_id,"
+        " browser.import_path.model_id, browser.import_button.model_id]))",
+    )
+    folder_box, export_all, import_box, import_button = ids
+    update(kernel, folder_box, {"value": str(folder)})
+    send_from_front_end(kernel, export_all, {"event": "click"})
+    status = printed(kernel, "print(json.dumps(browser.status.value))")
+    sessions = printed(kernel, "print(json.dumps([s.id for s in client.sessions()]))")
+    assert status.startswith(f"exported {len(sessions)} sessions")
+    files = sorted(path.name for path in folder.iterdir())
+    assert len(files) == len(sessions)
+    assert any(name.startswith("first-") for name in files)
+
+    (folder / "broken.ipynb").write_text('{"cells": [')
+    update(kernel, import_box, {"value": str(folder)})
+    send_from_front_end(kernel, import_button, {"event": "click"})
+    status = printed(kernel, "print(json.dumps(browser.status.value))")
+    assert status.startswith(f"imported {len(sessions)} sessions")
+    assert "1 failed:<br>" in status and "broken.ipynb: ValueError:" in status
+    after = printed(kernel, "print(json.dumps(len(client.sessions())))")
+    assert after == 2 * len(sessions)
+    shown = printed(kernel, "print(json.dumps(len(browser.rows.children)))")
+    assert shown == min(after, 20)  # the list was re-read
