@@ -103,6 +103,15 @@ class SessionBusy(Conflict):
         self.session_id = session_id
 
 
+class LeaseLost(SessionBusy):
+    """The store refused a write: another server holds the session's turn lease now (this
+    one stalled past its expiry). The writer stops; it must not write the session again."""
+
+    def __init__(self, session_id: str) -> None:
+        Conflict.__init__(self, f"Another server took session {session_id!r} over.")
+        self.session_id = session_id
+
+
 class NothingPending(Conflict):
     code = "nothing_pending"
 

@@ -430,7 +430,7 @@ class SessionManager:
                     if model:
                         await live.runtime.set_model(model)
                     since = live.recorder.log.last_seq
-                    run = await live.runtime.start(parsed)
+                    run = await live.runtime.start(parsed, self._lease_giver(state))
                 except BaseException:
                     if fresh:
                         await live.runtime.close()
@@ -450,8 +450,13 @@ class SessionManager:
             state.late_fields.clear()
         return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
 
+    def _lease_giver(self, state: SessionState) -> Callable[[], Awaitable[None]]:
+        """A run's ``before_end``: its lease hold is given back before its last event, so a
+        client that saw the end may run the session on another server at once."""
+        return lambda: self._drop_lease(state)
+
     def _watch_run(self, state: SessionState, runtime: AgentRuntime, run: Run) -> None:
-        """Log the run's start and end, and give its lease hold back once it has ended."""
+        """Log the run's start and end."""
         started = asyncio.get_running_loop().time()
         log.info("session %s: turn started (agent %s)", state.id, runtime.agent_name)
 
@@ -460,7 +465,6 @@ class SessionManager:
             seconds = asyncio.get_running_loop().time() - started
             reason = run.reason or "canceled"
             log.info("session %s: turn ended (%s) after %.1f s", state.id, reason, seconds)
-            await self._drop_lease(state)
 
         self._spawn(watch())
 
@@ -550,6 +554,11 @@ class SessionManager:
             self._queue_idle(state, messages)
             return FollowUpResult("queued_idle")
         runtime = live.runtime
+        run = runtime.run
+        if runtime.streaming and run is not None and run.closing:
+            # Its lease is being given back before its last event: these start the next run.
+            await run.done.wait()
+            return await self._deliver_follow_ups(session_id, messages)
         if runtime.streaming or state.starting:
             runtime.enqueue_follow_ups(messages)
             return FollowUpResult("queued_streaming")
@@ -562,7 +571,7 @@ class SessionManager:
             await self._hold_lease(state)
             try:
                 await self._refresh(session_id)
-                run = await runtime.start(messages[:1])
+                run = await runtime.start(messages[:1], self._lease_giver(state))
             except BaseException:
                 await self._drop_lease(state)
                 raise
@@ -679,7 +688,7 @@ class SessionManager:
         async with self._leased(session_id):
             live = self._live(session_id)
             if live is None:
-                await self.store.update_message(session_id, message_id, item)
+                await self.store.update_message(session_id, message_id, item, self.server_id)
             else:
                 await live.recorder.replace_message(message_id, item)
                 live.runtime.history_changed()
@@ -1043,15 +1052,14 @@ class SessionManager:
             await asyncio.sleep(self.config.lease_renew_interval)
             ttl = self.config.lease_ttl
             try:
-                held = await self.store.acquire_lease(state.id, self.server_id, ttl)
+                held = await self.store.renew_lease(state.id, self.server_id, ttl)
             except UnknownSession:
                 return  # deleted: its turn is being cancelled
             except StoreError:
                 continue  # logged by the store; the next renewal comes before the expiry
             if not held:
-                log.error("session %s: another server took its lease; stopping here", state.id)
                 if state.live is not None:
-                    state.live.recorder.fenced = True
+                    state.live.recorder.fence()
                     state.live.runtime.cancel()
                 return
 
@@ -1109,7 +1117,9 @@ class SessionManager:
         else:
             head = await self.store.session_head(session_id)  # first: see ``_refresh``
             session = await self._stored(session_id)
-            recorder = SessionRecorder(session, self.store, self._log(session_id), head.version)
+            recorder = SessionRecorder(
+                session, self.store, self._log(session_id), head.version, owner=self.server_id
+            )
         runtime = await AgentRuntime.create(
             recorder,
             team,
@@ -1268,7 +1278,7 @@ class SessionManager:
             return
         if self._deleted(session_id):
             raise UnknownSession(session_id)
-        await self.store.update_session(session_id, fields)
+        await self.store.update_session(session_id, fields, owner=self.server_id)
         state = self._sessions.get(session_id)
         if state is None:
             return
@@ -1283,7 +1293,7 @@ class SessionManager:
         if live is not None:
             await live.recorder.append(item)
             return
-        await self.store.append_item(session_id, item)
+        await self.store.append_item(session_id, item, owner=self.server_id)
 
     def _data_dir(self) -> str:
         """Where toolsets keep state across sessions: beside the store ("" for ``:memory:``)."""

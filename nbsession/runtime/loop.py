@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -39,8 +39,10 @@ from ..config.agents import AgentConfig, TeamConfig
 from ..errors import (
     InvalidConfirmation,
     InvalidRequest,
+    LeaseLost,
     NothingPending,
     QueueFull,
+    SessionBusy,
     SessionNotRunning,
     UnknownSession,
 )
@@ -104,6 +106,9 @@ DEFAULT_COOLDOWN = 60.0
 BACKOFF_BASE, BACKOFF_MAX = 0.2, 2.0
 
 StopReason = Literal["normal", "error", "canceled"]
+# The session is no longer this runtime's to write: deleted, or taken over by another server.
+# A turn meeting either stops quietly (the recorder logged a takeover once).
+_GONE = (UnknownSession, LeaseLost)
 ActivityState = Literal["model", "running_tool", "waiting_for_approval", "waiting_for_input"]
 
 
@@ -116,11 +121,15 @@ class Run:
     """One task of the runtime: a turn and the follow-up turns queued behind it.
 
     ``end_seq`` is the sequence number of its final ``stream_stopped``; a run stream reading
-    the session's log stops there.
+    the session's log stops there. ``before_end`` runs before that event (the manager gives
+    the session's lease back there, so a client that saw the end may run the session on
+    another server at once); from then on the run is ``closing`` and takes no follow-up.
     """
 
     task: asyncio.Task[None] | None = None
     started: bool = False  # its task has begun (a task cancelled before that never runs)
+    before_end: Callable[[], Awaitable[None]] | None = None
+    closing: bool = False
     end_seq: int | None = None
     reason: StopReason | None = None  # of its last stream_stopped
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -366,15 +375,20 @@ class AgentRuntime:
         await self.recorder.update(agent_model_overrides=overrides, **fields)
         return overrides.get(self.agent_name, "")
 
-    async def start(self, messages: Sequence[Message]) -> Run:
-        """Commit the user messages and start a run.
+    async def start(
+        self,
+        messages: Sequence[Message],
+        before_end: Callable[[], Awaitable[None]] | None = None,
+    ) -> Run:
+        """Commit the user messages and start a run (``before_end``: see ``Run``; it is not
+        called when this raises).
 
         The caller has checked that the runtime is idle; ``streaming`` is set before the first
         await so a concurrent caller sees the session busy.
         """
         self.streaming = True
         self._cancelling = self._ending = False
-        run = Run()
+        run = Run(before_end=before_end)
         self.run = run
         before = len(self.recorder.session.messages)
         try:
@@ -404,6 +418,9 @@ class AgentRuntime:
         self._steer.extend(messages)
 
     def enqueue_follow_ups(self, messages: Sequence[Message]) -> None:
+        """Queue turns behind the running one; the caller waits out a ``closing`` run first."""
+        if self.run is not None and self.run.closing and not self.run.done.is_set():
+            raise SessionBusy(self.session_id)
         if len(self._followups) + len(messages) > self.followup_capacity:
             raise QueueFull("follow-up", self.followup_capacity)
         self._followups.extend(messages)
@@ -417,7 +434,7 @@ class AgentRuntime:
         run = self.run
         if not self.streaming or run is None:
             return False
-        if not self._cancelling:
+        if not self._cancelling and not run.closing:  # a closing run has no turn left
             self._cancelling = True
             if run.task is not None and run.started:
                 run.task.cancel()
@@ -523,22 +540,38 @@ class AgentRuntime:
     async def _run(self, run: Run) -> None:
         run.started = True
         if self._cancelling:  # cancelled before the task began
+            await self._close(run)
             self._end_unstarted(run)
             return
+        reason: StopReason
         try:
             while True:
                 reason = await self._turn()
                 if reason == "canceled" or self._cancelling or not self._followups:
-                    self._end(run, reason)
-                    return
+                    break
                 self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
                 self._opening = self._open_turn()
                 await self._append_user(self._followups.popleft())
-        except asyncio.CancelledError:  # cancelled between two turns: the last one has ended
-            self._end(run, "canceled")
+        except (asyncio.CancelledError, *_GONE):  # between two turns: the last one has ended
+            reason = "canceled"
         except Exception:
             log.exception("run of session %s failed", self.session_id)
-            self._end(run, "error")
+            reason = "error"
+        await self._close(run)
+        self._end(run, reason)
+
+    async def _close(self, run: Run) -> None:
+        """Mark the run ``closing`` and await its ``before_end`` to the end, cancelled or not
+        (follow-ups queued before this point run in it; later ones wait for its end)."""
+        run.closing = True
+        if run.before_end is None:
+            return
+        closing = asyncio.ensure_future(run.before_end())
+        while not closing.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(closing)
+        if not closing.cancelled() and closing.exception() is not None:
+            log.error("ending the run of session %s: %s", self.session_id, closing.exception())
 
     def _end(self, run: Run, reason: StopReason) -> None:
         """Emit the run's last ``stream_stopped`` and finish the run there.
@@ -645,7 +678,7 @@ class AgentRuntime:
             if title_task is not None:
                 title_task.cancel()
             return "error"
-        except UnknownSession:  # deleted while the turn ran: nothing left to save or tell
+        except _GONE:  # deleted or taken over while the turn ran: nothing left to do
             if title_task is not None:
                 title_task.cancel()
             return "canceled"
@@ -803,8 +836,8 @@ class AgentRuntime:
         event = events.error(self.session_id, self.agent_name, message, code)
         try:
             await self.recorder.append(Item(error=message), announce=lambda _: event)
-        except UnknownSession:
-            pass  # deleted meanwhile: nobody is left to read why
+        except _GONE:
+            pass  # deleted or taken over meanwhile: not ours to record in
         except Exception as exc:
             log.warning("recording the failure of session %s failed: %s", self.session_id, exc)
             self.recorder.emit(event)
@@ -823,8 +856,8 @@ class AgentRuntime:
                     Message(agent_name=self.agent_name, message=chat)
                 )
             await self.close_dangling_tool_calls()
-        except UnknownSession:
-            pass  # the session was deleted: its cancellation is why the turn stopped
+        except _GONE:
+            pass  # deleted or taken over: that is why the turn stopped
         except Exception:
             log.exception("saving the cancelled turn of session %s failed", self.session_id)
 
@@ -976,8 +1009,8 @@ class AgentRuntime:
                 output_tokens=session.output_tokens + response.usage.output_tokens,
                 cost=session.cost + cost,
             )
-        except UnknownSession:
-            raise  # deleted meanwhile: the turn stops quietly
+        except _GONE:
+            raise  # deleted or taken over meanwhile: the turn stops quietly
         except Exception as exc:
             log.exception("saving the response of session %s failed", sid)
             await self._fail(f"Could not save the answer: {exc}")
@@ -1213,8 +1246,8 @@ class AgentRuntime:
         try:
             if not await self.recorder.claim_title(title):
                 return  # someone named it meanwhile: theirs stands
-        except UnknownSession:
-            return  # deleted meanwhile
+        except _GONE:
+            return  # deleted or taken over meanwhile
         except Exception:
             log.exception("saving the title of session %s failed", self.session_id)
             return

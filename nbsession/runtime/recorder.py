@@ -7,13 +7,16 @@ message that is not committed, and an in-memory session never runs ahead of its 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from ..errors import SessionBusy
+from ..errors import LeaseLost
 from ..eventlog import EventLog, LogClosed, LogEntry
 from ..session import Item, Message, Session
 from ..store.base import Store
+
+log = logging.getLogger("nbsession.recorder")
 
 T = TypeVar("T")
 # Builds the event announcing an item from its position in the session.
@@ -44,15 +47,31 @@ class SessionRecorder:
     It also knows which store version its copy matches: each of its writes bumps the store's
     version by one and its own count with it, so a store version ahead of ``version`` (with no
     write ``pending``) means another server wrote the session since it was read.
+
+    With an ``owner`` (a server id), every write is one the store makes only while that owner
+    holds the session's lease, checked in the write's own transaction: a server that stalled
+    past its lease's expiry cannot write after another took the session over, not even once.
     """
 
-    def __init__(self, session: Session, store: Store, log: EventLog, version: int = 0) -> None:
+    def __init__(
+        self, session: Session, store: Store, log: EventLog, version: int = 0, owner: str = ""
+    ) -> None:
         self.session = session
         self.store = store
         self.log = log
         self.version = version
+        self.owner = owner
         self.pending = 0  # writes handed to the store and not yet applied here
         self.fenced = False  # another server took the session over: write nothing more
+
+    def fence(self) -> None:
+        """Write nothing more: another server owns the session now (logged once)."""
+        if not self.fenced:
+            self.fenced = True
+            log.warning(
+                "session %s: another server took it over; this server's turn stops here",
+                self.session.id,
+            )
 
     def reload(self, session: Session, version: int) -> None:
         """Replace the in-memory copy with one read from the store at ``version``."""
@@ -63,10 +82,13 @@ class SessionRecorder:
         """``_finish`` a store write and count it (a write that failed changed nothing)."""
         if self.fenced:
             write.close()
-            raise SessionBusy(self.session.id)
+            raise LeaseLost(self.session.id)
         self.pending += 1
         try:
             result = await _finish(write)
+        except LeaseLost:
+            self.fence()
+            raise
         finally:
             self.pending -= 1
         self.version += 1
@@ -89,7 +111,8 @@ class SessionRecorder:
         The announcing event goes out even when a cancellation arrived during the write: the
         item is committed either way, and a client must not miss a message it can later read.
         """
-        position, cancelled = await self._write(self.store.append_item(self.session.id, item))
+        append = self.store.append_item(self.session.id, item, owner=self.owner)
+        position, cancelled = await self._write(append)
         self.session.messages.append(item)
         if announce is not None:
             self.emit(announce(position))
@@ -102,7 +125,8 @@ class SessionRecorder:
 
     async def claim_title(self, title: str) -> bool:
         """Give the session ``title`` unless it has one (in the store); True if it was ours."""
-        stored, cancelled = await self._write(self.store.claim_title(self.session.id, title))
+        claim = self.store.claim_title(self.session.id, title, owner=self.owner)
+        stored, cancelled = await self._write(claim)
         self.session.title = stored
         if cancelled:
             raise asyncio.CancelledError
@@ -110,7 +134,8 @@ class SessionRecorder:
 
     async def update(self, **fields: Any) -> None:
         """Commit some session fields, then apply them in memory (all or nothing)."""
-        _, cancelled = await self._write(self.store.update_session(self.session.id, fields))
+        update = self.store.update_session(self.session.id, fields, owner=self.owner)
+        _, cancelled = await self._write(update)
         for name, value in fields.items():
             setattr(self.session, name, value)
         if cancelled:
@@ -118,7 +143,7 @@ class SessionRecorder:
 
     async def replace_message(self, message_id: str, item: Item) -> None:
         """Commit the replacement of the message ``message_id``, then apply it in memory."""
-        update = self.store.update_message(self.session.id, message_id, item)
+        update = self.store.update_message(self.session.id, message_id, item, owner=self.owner)
         _, cancelled = await self._write(update)
         items = self.session.messages
         for index, existing in enumerate(items):

@@ -81,6 +81,11 @@ class Store(Protocol):
     A backend with a server clock does the lease as ``UPDATE sessions SET lease_owner = :me,
     lease_expires = now() + :ttl WHERE id = :id AND (lease_owner IS NULL OR lease_owner = :me
     OR lease_owner = :replacing OR lease_expires < now())``.
+
+    The writes that take an ``owner`` (a server id) check in their own transaction that it
+    holds the lease (``lease_owner = :owner``, expired or not: nobody took it over) and raise
+    ``LeaseLost`` otherwise, writing nothing; in PostgreSQL, ``SELECT lease_owner ... FOR
+    UPDATE`` first in the transaction. An empty ``owner`` writes unconditionally.
     """
 
     async def open(self) -> None:
@@ -116,7 +121,9 @@ class Store(Protocol):
     async def delete_session(self, session_id: str) -> None:
         """Remove the session and its items; ``UnknownSession`` if absent."""
 
-    async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
+    async def update_session(
+        self, session_id: str, fields: Mapping[str, Any], owner: str = ""
+    ) -> None:
         """Set some of the session's own fields (``session.META_FIELDS``), leaving the rest.
 
         Field-level so that two writers changing different fields never undo each other.
@@ -124,17 +131,19 @@ class Store(Protocol):
         ``UnstorableValue`` for a value the field cannot hold.
         """
 
-    async def claim_title(self, session_id: str, title: str) -> str:
+    async def claim_title(self, session_id: str, title: str, owner: str = "") -> str:
         """Set the title only if the session has none; return the title it has afterwards.
 
         A generated title must never overwrite one a person set meanwhile, possibly through
         another server: the check and the write are one atomic step in the store.
         """
 
-    async def append_item(self, session_id: str, item: Item) -> int:
+    async def append_item(self, session_id: str, item: Item, owner: str = "") -> int:
         """Append one item at the end of the session and return its position (0-based)."""
 
-    async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
+    async def update_message(
+        self, session_id: str, message_id: str, item: Item, owner: str = ""
+    ) -> None:
         """Replace the item holding the message ``message_id``; ``NotFound`` if none."""
 
     async def session_head(self, session_id: str) -> SessionHead:
@@ -147,6 +156,13 @@ class Store(Protocol):
 
         True when ``owner`` holds it afterwards; False while another owner's lease has not
         expired, unless that owner is ``replacing`` (one the caller knows to be dead).
+        ``UnknownSession`` if absent. Does not change the version.
+        """
+
+    async def renew_lease(self, session_id: str, owner: str, ttl: float) -> bool:
+        """Extend ``owner``'s lease to ``ttl`` seconds from now if it still holds it (expired
+        or not: nobody took it since). False once another owner took it or it was given back:
+        a stalled server must not take back a session another ran meanwhile.
         ``UnknownSession`` if absent. Does not change the version.
         """
 

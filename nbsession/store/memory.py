@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Conflict, NotFound, UnknownSession
+from ..errors import Conflict, LeaseLost, NotFound, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
 from .base import SessionHead, SummaryCursor
 
@@ -64,33 +64,37 @@ class MemoryStore:
         del self._versions[session_id]
         self._leases.pop(session_id, None)
 
-    async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
+    async def update_session(
+        self, session_id: str, fields: Mapping[str, Any], owner: str = ""
+    ) -> None:
         unknown = set(fields) - META_FIELDS
         if unknown:
             raise ValueError(f"Not session fields: {', '.join(sorted(unknown))}.")
-        stored = self._get(session_id)
+        stored = self._owned(session_id, owner)
         validated = storable_fields(fields)  # a copy, checked as SQLite checks it
         changes = {name: getattr(validated, name) for name in fields}
         self._sessions[session_id] = stored.model_copy(update=changes)
         if fields:
             self._versions[session_id] += 1
 
-    async def claim_title(self, session_id: str, title: str) -> str:
-        stored = self._get(session_id)
+    async def claim_title(self, session_id: str, title: str, owner: str = "") -> str:
+        stored = self._owned(session_id, owner)
         title = storable_fields({"title": title}).title
         if not stored.title:
             self._sessions[session_id] = stored.model_copy(update={"title": title})
         self._versions[session_id] += 1
         return self._sessions[session_id].title
 
-    async def append_item(self, session_id: str, item: Item) -> int:
-        items = self._get(session_id).messages
+    async def append_item(self, session_id: str, item: Item, owner: str = "") -> int:
+        items = self._owned(session_id, owner).messages
         items.append(storable(item))
         self._versions[session_id] += 1
         return len(items) - 1
 
-    async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
-        items = self._get(session_id).messages
+    async def update_message(
+        self, session_id: str, message_id: str, item: Item, owner: str = ""
+    ) -> None:
+        items = self._owned(session_id, owner).messages
         for position, existing in enumerate(items):
             if existing.message is not None and existing.message.id == message_id:
                 items[position] = storable(item)
@@ -115,9 +119,24 @@ class MemoryStore:
         self._leases[session_id] = (owner, now + ttl)
         return True
 
+    async def renew_lease(self, session_id: str, owner: str, ttl: float) -> bool:
+        self._get(session_id)
+        if self._leases.get(session_id, (None, 0.0))[0] != owner:
+            return False
+        self._leases[session_id] = (owner, time.monotonic() + ttl)
+        return True
+
     async def release_lease(self, session_id: str, owner: str) -> None:
         if self._leases.get(session_id, (None, 0.0))[0] == owner:
             del self._leases[session_id]
+
+    def _owned(self, session_id: str, owner: str) -> Session:
+        """The stored session, for a write by ``owner`` ("" for anyone): ``LeaseLost`` unless
+        it holds the session's lease."""
+        stored = self._get(session_id)
+        if owner and self._leases.get(session_id, (None, 0.0))[0] != owner:
+            raise LeaseLost(session_id)
+        return stored
 
     def _get(self, session_id: str) -> Session:
         try:

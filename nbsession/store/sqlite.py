@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from ..errors import Conflict, NotFound, StoreError, UnknownSession
+from ..errors import Conflict, LeaseLost, NotFound, StoreError, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
 from .base import SessionHead, SummaryCursor
 
@@ -240,7 +240,9 @@ class SQLiteStore:
 
         await self._run(delete)
 
-    async def update_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
+    async def update_session(
+        self, session_id: str, fields: Mapping[str, Any], owner: str = ""
+    ) -> None:
         unknown = set(fields) - META_FIELDS
         if unknown:
             raise ValueError(f"Not session fields: {', '.join(sorted(unknown))}.")
@@ -254,6 +256,7 @@ class SQLiteStore:
 
         def update(conn: sqlite3.Connection) -> None:
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 changed = conn.execute(
                     f"UPDATE sessions SET {assignments}, version = version + 1 WHERE id = ?",
                     (*row.values(), session_id),
@@ -263,11 +266,12 @@ class SQLiteStore:
 
         await self._run(update)
 
-    async def claim_title(self, session_id: str, title: str) -> str:
+    async def claim_title(self, session_id: str, title: str, owner: str = "") -> str:
         title = storable_fields({"title": title}).title
 
         def claim(conn: sqlite3.Connection) -> str:
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 conn.execute(
                     "UPDATE sessions SET version = version + 1,"
                     " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
@@ -282,13 +286,14 @@ class SQLiteStore:
 
         return await self._run(claim)
 
-    async def append_item(self, session_id: str, item: Item) -> int:
+    async def append_item(self, session_id: str, item: Item, owner: str = "") -> int:
         values = _item_row(storable(item))
 
         def append(conn: sqlite3.Connection) -> int:
             # IMMEDIATE takes the write lock first, so another process cannot take the same
             # position between reading MAX(position) and inserting.
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 inserted = conn.execute(
                     "INSERT INTO items (session_id, position, message_id, kind, body)"
                     " SELECT id, (SELECT COALESCE(MAX(position) + 1, 0) FROM items"
@@ -303,11 +308,14 @@ class SQLiteStore:
 
         return await self._run(append)
 
-    async def update_message(self, session_id: str, message_id: str, item: Item) -> None:
+    async def update_message(
+        self, session_id: str, message_id: str, item: Item, owner: str = ""
+    ) -> None:
         values = _item_row(storable(item))
 
         def update(conn: sqlite3.Connection) -> None:
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 changed = conn.execute(
                     "UPDATE items SET message_id = ?, kind = ?, body = ?"
                     " WHERE session_id = ? AND message_id = ?",
@@ -353,6 +361,21 @@ class SQLiteStore:
                 raise UnknownSession(session_id)
 
         return await self._run(acquire)
+
+    async def renew_lease(self, session_id: str, owner: str, ttl: float) -> bool:
+        def renew(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn, "IMMEDIATE"):
+                renewed = conn.execute(
+                    "UPDATE sessions SET lease_expires = ? WHERE id = ? AND lease_owner = ?",
+                    (time.time() + ttl, session_id, owner),
+                ).rowcount
+                if renewed:
+                    return True
+                if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                    return False
+                raise UnknownSession(session_id)
+
+        return await self._run(renew)
 
     async def release_lease(self, session_id: str, owner: str) -> None:
         def release(conn: sqlite3.Connection) -> None:
@@ -440,6 +463,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
 def _instant(moment: datetime) -> str:
     """How a time is stored: fixed-width UTC text, so text order is time order."""
     return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def _check_owner(conn: sqlite3.Connection, session_id: str, owner: str) -> None:
+    """Inside a write's transaction: ``LeaseLost`` unless ``owner`` ("" for anyone) holds the
+    session's lease, so the write and the check see one state of the file."""
+    if not owner:
+        return
+    row = conn.execute("SELECT lease_owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        raise UnknownSession(session_id)
+    if row["lease_owner"] != owner:
+        raise LeaseLost(session_id)
 
 
 def _bump(conn: sqlite3.Connection, session_id: str) -> None:

@@ -95,11 +95,11 @@ async def test_a_session_deleted_during_its_turn_logs_nothing_alarming(
         else:
             original = mgr.store.append_item
 
-            async def append_item(session_id: str, item: Item) -> int:
+            async def append_item(session_id: str, item: Item, owner: str = "") -> int:
                 # The session goes away just as the model's answer is being committed.
                 if item.message is not None and item.message.message.role == "assistant":
                     await mgr.delete_session(session_id)
-                return await original(session_id, item)
+                return await original(session_id, item, owner)
 
             mgr.store.append_item = append_item  # type: ignore[method-assign]
             stream = await mgr.run_session(s.id, DEFAULT_AGENT, "", user("hello"))

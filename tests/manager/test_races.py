@@ -126,12 +126,12 @@ async def test_follow_up_while_a_new_runtime_starts_is_its_own_turn(
         accepted = asyncio.Event()
         original = mgr.store.append_item
 
-        async def append_item(session_id: str, item: Item) -> int:
+        async def append_item(session_id: str, item: Item, owner: str = "") -> int:
             # Hold the run's commit (its runtime is built, not yet registered) until the
             # follow-up is accepted: that is the window the follow-up has to land in.
             if item.message is not None and item.message.message.content == "hello again":
                 await asyncio.wait_for(accepted.wait(), 10)
-            return await original(session_id, item)
+            return await original(session_id, item, owner)
 
         mgr.store.append_item = append_item  # type: ignore[method-assign]
         run = asyncio.ensure_future(mgr.run_session(s.id, agent, "", user("hello again")))
@@ -160,11 +160,11 @@ async def test_updates_sent_while_a_run_starts_apply_to_that_turn(
         updated = asyncio.Event()
         original = mgr.store.append_item
 
-        async def append_item(session_id: str, item: Item) -> int:
+        async def append_item(session_id: str, item: Item, owner: str = "") -> int:
             # The run has read the session and built its runtime: hold its commit until the
             # updates are stored, so they land between that read and the turn.
             await asyncio.wait_for(updated.wait(), 10)
-            return await original(session_id, item)
+            return await original(session_id, item, owner)
 
         mgr.store.append_item = append_item  # type: ignore[method-assign]
         run = asyncio.ensure_future(mgr.run_session(s.id, DEFAULT_AGENT, "", user(LIST_FILES)))
@@ -197,21 +197,21 @@ async def test_a_title_stored_while_the_turn_starts_is_not_overwritten(
         generated = asyncio.Event()
         original = mgr.store.update_session
 
-        async def update_session(session_id: str, fields: dict[str, Any]) -> None:
+        async def update_session(session_id: str, fields: dict[str, Any], owner: str = "") -> None:
             if fields.get("title") == "My title":
-                await original(session_id, fields)
+                await original(session_id, fields, owner)
                 # Stored first; the answer reaches the caller after the turn has started (a
                 # slow store). Bounded: a fixed runtime may never generate a title at all.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(generated.wait(), 2)
                 return
-            await original(session_id, fields)
+            await original(session_id, fields, owner)
 
         original_claim = mgr.store.claim_title
 
-        async def claim_title(session_id: str, title: str) -> str:
+        async def claim_title(session_id: str, title: str, owner: str = "") -> str:
             generated.set()  # the runtime tries to title the session now
-            return await original_claim(session_id, title)
+            return await original_claim(session_id, title, owner)
 
         mgr.store.update_session = update_session  # type: ignore[method-assign]
         mgr.store.claim_title = claim_title  # type: ignore[method-assign]
@@ -321,10 +321,10 @@ async def test_run_session_cancelled_during_its_commit_closes_the_turn(
         run = asyncio.ensure_future(mgr.run_session(s.id, DEFAULT_AGENT, "", user("hello")))
         original = mgr.store.append_item
 
-        async def append_item(session_id: str, item: Item) -> int:
+        async def append_item(session_id: str, item: Item, owner: str = "") -> int:
             if item.message is not None and item.message.message.content == "hello":
                 asyncio.get_running_loop().call_soon(run.cancel)  # the caller gives up
-            return await original(session_id, item)
+            return await original(session_id, item, owner)
 
         mgr.store.append_item = append_item  # type: ignore[method-assign]
         with pytest.raises(asyncio.CancelledError):
@@ -352,10 +352,10 @@ async def test_approve_session_racing_a_cancel_does_not_fail_after_saving(
         await read_until(stream, "tool_call_confirmation")
         original = mgr.store.update_session
 
-        async def update_session(session_id: str, fields: dict[str, Any]) -> None:
+        async def update_session(session_id: str, fields: dict[str, Any], owner: str = "") -> None:
             if "tools_approved" in fields:  # the cancel lands while the grant is saved
                 await mgr.cancel_session(session_id)
-            await original(session_id, fields)
+            await original(session_id, fields, owner)
 
         mgr.store.update_session = update_session  # type: ignore[method-assign]
         try:

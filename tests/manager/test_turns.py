@@ -437,10 +437,10 @@ async def test_a_steer_accepted_while_the_turn_finishes_is_answered(tmp_path: Pa
         entered, release = asyncio.Event(), asyncio.Event()
         original = mgr.store.claim_title
 
-        async def gated(session_id, title):  # hold the title's commit
+        async def gated(session_id, title, owner=""):  # hold the title's commit
             entered.set()
             await release.wait()
-            return await original(session_id, title)
+            return await original(session_id, title, owner)
 
         mgr.store.claim_title = gated  # type: ignore[method-assign]
         stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("hello"))
@@ -656,11 +656,11 @@ async def test_cancel_between_follow_up_turns_ends_the_run_stream(tmp_path: Path
         entered, release = asyncio.Event(), asyncio.Event()
         original = mgr.store.append_item
 
-        async def gated(session_id, item):  # hold the follow-up's commit
+        async def gated(session_id, item, owner=""):  # hold the follow-up's commit
             if item.message is not None and item.message.message.content == "next":
                 entered.set()
                 await release.wait()
-            return await original(session_id, item)
+            return await original(session_id, item, owner)
 
         mgr.store.append_item = gated  # type: ignore[method-assign]
         stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user("hello"))
@@ -963,10 +963,10 @@ async def test_a_store_failure_mid_turn_ends_it_with_error_and_stream_stopped(
         sid = (await mgr.create_session({"title": "t"})).id
         original = mgr.store.append_item
 
-        async def failing(session_id, item):  # the disk fills up when the tool result lands
+        async def failing(session_id, item, owner=""):  # the disk fills when the result lands
             if item.message is not None and item.message.message.role == "tool":
                 raise StoreError("disk full")
-            return await original(session_id, item)
+            return await original(session_id, item, owner)
 
         mgr.store.append_item = failing  # type: ignore[method-assign]
         stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user(MATH))

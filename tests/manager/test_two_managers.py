@@ -9,7 +9,9 @@ changed, so both see one history. The process-level version of this is
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import sqlite3
 import sys
 
 import pytest
@@ -23,6 +25,7 @@ from .turn_helpers import (
     LIST_FILES,
     MATH,
     read_rest,
+    read_until,
     run_turn,
     start_held,
     user,
@@ -37,31 +40,12 @@ async def texts(mgr: SessionManager, session_id: str) -> list[str]:
     return [m.message.content for m in (await mgr.get_session(session_id)).chat_messages()]
 
 
-async def streaming_ends(mgr: SessionManager, session_id: str, timeout: float = 10.0) -> bool:
-    """Whether ``mgr`` sees the session stop streaming within ``timeout`` (synchronisation:
-    the owner gives its lease back a moment after the turn's last event)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (await mgr.get_session_status(session_id))["streaming"]:
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
-async def run_turn_released(
-    mgr: SessionManager, other: SessionManager, session_id: str, text: str
-) -> None:
-    """Run a turn on ``mgr`` to its end, then wait until ``other`` sees its lease given back."""
-    await run_turn(mgr, session_id, text)
-    assert await streaming_ends(other, session_id)
-
-
 async def test_a_turn_on_one_manager_makes_the_other_refuse_writes(
     open_manager: OpenManager,
 ) -> None:
     async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
         s = await one.create_session({})
-        await run_turn_released(two, one, s.id, "hello")  # two has a runtime (and a copy)
+        await run_turn(two, s.id, "hello")  # two has a runtime (and a copy)
         stream, _ = await start_held(one, s.id)  # one's turn waits for an approval
 
         with pytest.raises(SessionBusy):
@@ -84,8 +68,8 @@ async def test_a_turn_on_one_manager_makes_the_other_refuse_writes(
 
         await one.resume_session(s.id, "approve")
         await read_rest(stream)
-        # The lease goes back to the store just after the run's last event.
-        assert await streaming_ends(two, s.id)
+        # The lease went back to the store before the run's last event: free on two at once.
+        assert not (await two.get_session_status(s.id))["streaming"]
         seen_by_one = await texts(one, s.id)
         assert await texts(two, s.id) == seen_by_one  # two reloaded its copy
 
@@ -101,8 +85,8 @@ async def test_the_next_turn_runs_on_the_history_another_manager_wrote(
 ) -> None:
     async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
         s = await one.create_session({})
-        await run_turn_released(one, two, s.id, "hello")
-        await run_turn_released(two, one, s.id, LIST_FILES)
+        await run_turn(one, s.id, "hello")
+        await run_turn(two, s.id, LIST_FILES)  # right after one's last event
         await two.update_session_title(s.id, "named on two")
         await two.set_session_starred(s.id, True)
 
@@ -138,22 +122,102 @@ async def test_a_dead_process_lease_is_taken_over_at_once(open_manager: OpenMana
         assert (await two.store.session_head(s.id)).lease_owner is None  # given back
 
 
+@pytest.mark.parametrize("given_back", [False, True])
 async def test_a_manager_that_lost_its_lease_stops_without_writing(
-    open_manager: OpenManager,
+    open_manager: OpenManager, given_back: bool
 ) -> None:
-    """A server stalled past its lease's expiry finds another owner: its turn stops, and
-    nothing of it reaches the store any more."""
+    """A server stalled past its lease's expiry finds another owner, or the lease free again
+    after another server's turn: its turn stops, and nothing of it reaches the store any
+    more (its renewal does not take the session back)."""
     async with open_manager(server_id="one", lease_ttl=5, lease_renew_interval=0.05) as one:
         s = await one.create_session({})
         stream, _ = await start_held(one, s.id)
         assert await one.store.acquire_lease(s.id, "two", 60, replacing="one")  # taken over
+        if given_back:
+            await one.store.release_lease(s.id, "two")
         version = (await one.store.session_head(s.id)).version
         events = await read_rest(stream)
         assert events[-1]["type"] == "stream_stopped"
         head = await one.store.session_head(s.id)
-        assert (head.version, head.lease_owner) == (version, "two")
-        with pytest.raises(SessionBusy):
-            await one.run_session(s.id, DEFAULT_AGENT, "", user(MATH))
-        await one.store.release_lease(s.id, "two")
+        assert (head.version, head.lease_owner) == (version, None if given_back else "two")
+        if not given_back:
+            with pytest.raises(SessionBusy):
+                await one.run_session(s.id, DEFAULT_AGENT, "", user(MATH))
+            await one.store.release_lease(s.id, "two")
         events = await run_turn(one, s.id, MATH)  # free again: one's copy is fresh and runs
         assert events[-1]["reason"] == "normal"
+
+
+async def test_the_lease_is_free_when_the_last_event_arrives(open_manager: OpenManager) -> None:
+    """The lease goes back to the store before the run's final ``stream_stopped``: a client
+    that has read it may run the session on another server at once, turn after turn."""
+    async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
+        s = await one.create_session({})
+        file = sqlite3.connect(one.config.db_path)
+        for turn in range(4):
+            owner, other = (one, two) if turn % 2 == 0 else (two, one)
+            watcher = await owner.subscribe_events(s.id, since=owner.last_event_seq(s.id)[0])
+            stream = await owner.run_session(s.id, DEFAULT_AGENT, "", user(MATH))
+            # Poll the log every loop iteration and read the file the moment the last event
+            # is there: nothing else has run since it was appended.
+            deadline = asyncio.get_running_loop().time() + 10
+            while "stream_stopped" not in [entry.type for entry in watcher.take_ready()]:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0)
+            query = "SELECT lease_owner FROM sessions WHERE id = ?"
+            assert file.execute(query, (s.id,)).fetchone() == (None,)
+            watcher.close()
+            await read_rest(stream)
+            assert not (await other.get_session_status(s.id))["streaming"]
+            assert (await run_turn(other, s.id, "hello"))[-1]["reason"] == "normal"
+        file.close()
+        assert await texts(one, s.id) == await texts(two, s.id)
+
+
+async def test_a_follow_up_queued_during_the_turn_keeps_the_lease(
+    open_manager: OpenManager,
+) -> None:
+    async with open_manager(server_id="one") as one, open_manager(server_id="two") as two:
+        s = await one.create_session({})
+        stream, _ = await start_held(one, s.id)
+        follow_up = "run `date`"  # its turn waits for an approval too
+        assert (await one.follow_up_session(s.id, user(follow_up))).status == "queued_streaming"
+        await one.resume_session(s.id, "approve")
+        events = await read_until(stream, "stream_stopped")  # the first turn's end
+        events += await read_until(stream, "tool_call_confirmation")
+        # The run goes on with the follow-up, still holding the lease.
+        with pytest.raises(SessionBusy):
+            await two.run_session(s.id, DEFAULT_AGENT, "", user("hello"))
+        await one.resume_session(s.id, "approve")
+        events += await read_rest(stream)
+        assert [e["reason"] for e in events if e["type"] == "stream_stopped"] == [
+            "normal",
+            "normal",
+        ]
+        assert follow_up in await texts(one, s.id)
+        assert (await run_turn(two, s.id, "hello"))[-1]["reason"] == "normal"
+
+
+async def test_a_write_after_the_lease_was_taken_over_is_refused_by_the_store(
+    open_manager: OpenManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that stalled past its lease's expiry, and has not renewed since, finds its
+    next write refused by the store itself: its turn stops, logging one line, no traceback."""
+    caplog.set_level(logging.INFO, logger="nbsession")
+    async with open_manager(server_id="one", lease_ttl=60, lease_renew_interval=59) as one:
+        s = await one.create_session({})
+        stream, _ = await start_held(one, s.id)
+        assert await one.store.acquire_lease(s.id, "two", 60, replacing="one")  # taken over
+        version = (await one.store.session_head(s.id)).version
+
+        await one.resume_session(s.id, "approve")  # the tool runs; its result is refused
+        events = await read_rest(stream)
+        assert events[-1]["type"] == "stream_stopped"
+        assert "tool_call_response" not in [e["type"] for e in events]
+        head = await one.store.session_head(s.id)
+        assert (head.version, head.lease_owner) == (version, "two")
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in noisy] == [
+        f"session {s.id}: another server took it over; this server's turn stops here"
+    ]
+    assert not any(r.exc_info for r in caplog.records)

@@ -237,8 +237,8 @@ class CommitTracker:
         store = manager.store
         original = store.append_item
 
-        async def append_item(session_id: str, item: Item) -> int:
-            position = await original(session_id, item)
+        async def append_item(session_id: str, item: Item, owner: str = "") -> int:
+            position = await original(session_id, item, owner)
             self.commits.append((item, manager.last_event_seq(session_id)[0]))
             return position
 

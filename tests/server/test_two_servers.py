@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,6 @@ def chats(client: httpx.Client, session_id: str) -> list[dict[str, Any]]:
     return [entry["message"] for entry in reply.json()["messages"]]  # {agentName, message}
 
 
-def contents(client: httpx.Client, session_id: str) -> list[str]:
-    return [chat["content"] for chat in chats(client, session_id)]
-
-
 def run_to_end(client: httpx.Client, session_id: str, text: str) -> list[dict[str, Any]]:
     with run(client, session_id, text) as response:
         return [event for _, event in SSE(response).rest()]
@@ -77,6 +74,12 @@ def run_when_free(client: httpx.Client, session_id: str, deadline: float) -> lis
             assert response.read() and response.json()["code"] == "session_busy"
         assert time.monotonic() < deadline, "the lease never expired"
         time.sleep(0.1)  # polling a condition under a deadline
+
+
+def assert_one_result_per_call(history: list[dict[str, Any]]) -> None:
+    calls = [call["id"] for chat in history for call in chat.get("tool_calls") or []]
+    results = [chat["tool_call_id"] for chat in history if chat["role"] == "tool"]
+    assert sorted(calls) == sorted(results)  # one result per call, none dangling
 
 
 def kill(server: Server, sig: signal.Signals) -> None:
@@ -113,14 +116,15 @@ def one_turn_at_a_time(c1: httpx.Client, c2: httpx.Client) -> None:
         approved = c1.post(f"/api/sessions/{sid}/resume", json={"confirmation": "approve"})
         assert approved.status_code == 200, approved.text
         assert turn.rest()[-1][1]["type"] == "stream_stopped"
+        # At once, on the other server: one gave its lease back before that last event.
+        events = run_to_end(c2, sid, MATH)
 
-    seen_by_one = contents(c1, sid)
-    assert contents(c2, sid) == seen_by_one  # two reloaded its copy
-    events = run_to_end(c2, sid, MATH)
     assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"
-    after = contents(c2, sid)
-    assert after[: len(seen_by_one)] == seen_by_one and MATH in after
-    assert contents(c1, sid) == after
+    after = chats(c2, sid)
+    users = [chat["content"] for chat in after if chat["role"] == "user"]
+    assert users == ["hello", LIST_FILES, MATH]  # two ran on the history one wrote
+    assert chats(c1, sid) == after
+    assert_one_result_per_call(after)
     assert not c1.get(f"/api/sessions/{sid}/status").json()["streaming"]
 
 
@@ -144,7 +148,23 @@ def a_dead_or_hung_server_does_not_lock_the_session(
         events = run_when_free(c2, sid, time.monotonic() + 30)
         assert events[-1]["reason"] == "normal"
         history = chats(c2, sid)
-        calls = [call["id"] for chat in history for call in chat.get("tool_calls") or []]
-        results = [chat["tool_call_id"] for chat in history if chat["role"] == "tool"]
-        assert sorted(calls) == sorted(results)  # one result per call, none dangling
-        kill(three, signal.SIGKILL)
+        assert_one_result_per_call(history)
+
+        # Three wakes up with an approval of its old turn waiting: it must write nothing
+        # (it neither takes the session back nor lands the tool's result), and says so once.
+        with ThreadPoolExecutor(1) as pool:
+            approval = pool.submit(
+                c3.post, f"/api/sessions/{sid}/resume", json={"confirmation": "approve"}
+            )
+            kill(three, signal.SIGCONT)
+            approval.result(timeout=30)  # answered, whatever three made of it
+        took_over = "another server took it over"
+        deadline = time.monotonic() + 30
+        while took_over not in three.log.read_text():
+            assert time.monotonic() < deadline, three.log.read_text()
+            time.sleep(0.1)  # polling a condition under a deadline
+        assert not c3.get(f"/api/sessions/{sid}/status").json()["streaming"]
+        assert chats(c2, sid) == history
+        text = three.log.read_text()
+        assert text.count(took_over) == 1 and "Traceback" not in text, text
+        assert run_to_end(c2, sid, MATH)[-1]["reason"] == "normal"  # not three's any more

@@ -20,6 +20,7 @@ import pytest
 from nbsession.errors import (
     Conflict,
     InvalidRequest,
+    LeaseLost,
     NotFound,
     StoreError,
     UnknownSession,
@@ -440,6 +441,59 @@ async def test_one_lease_holder_at_a_time(make_store: Callable[[], Store]) -> No
         with pytest.raises(UnknownSession):
             await store.acquire_lease("nope", "server-a", 30)
         await store.release_lease("nope", "server-a")  # a no-op, as for a released lease
+
+
+async def test_a_lease_is_renewed_only_by_the_owner_that_still_holds_it(
+    make_store: Callable[[], Store],
+) -> None:
+    async with opened(make_store()) as store:
+        session = Session()
+        await store.create_session(session)
+        sid = session.id
+        assert await store.acquire_lease(sid, "server-a", 0)  # expired, but nobody took it
+        assert await store.renew_lease(sid, "server-a", 30)
+        assert (await store.session_head(sid)).lease_owner == "server-a"
+        assert await store.acquire_lease(sid, "server-b", 30, replacing="server-a")
+        assert not await store.renew_lease(sid, "server-a", 30)  # taken over
+        await store.release_lease(sid, "server-b")
+        assert not await store.renew_lease(sid, "server-a", 30)  # free, but not a's any more
+        assert (await store.session_head(sid)).lease_owner is None
+        with pytest.raises(UnknownSession):
+            await store.renew_lease("nope", "server-a", 30)
+
+
+async def test_a_write_for_an_owner_lands_only_while_it_holds_the_lease(
+    make_store: Callable[[], Store],
+) -> None:
+    async with opened(make_store()) as store:
+        session = Session(messages=[message_item("first")])
+        await store.create_session(session)
+        sid = session.id
+        first = session.messages[0].message
+        assert first is not None
+        edited = Item(message=first.model_copy(update={"agent_name": "edited"}))
+        writes = [
+            lambda owner: store.append_item(sid, message_item("second"), owner=owner),
+            lambda owner: store.update_session(sid, {"starred": True}, owner=owner),
+            lambda owner: store.claim_title(sid, "generated", owner=owner),
+            lambda owner: store.update_message(sid, first.id, edited, owner=owner),
+        ]
+        for lease_owner in (None, "server-b"):
+            if lease_owner is not None:
+                await store.acquire_lease(sid, lease_owner, 30)
+            for write in writes:
+                with pytest.raises(LeaseLost):
+                    await write("server-a")
+        assert (await store.session_head(sid)).version == 0  # nothing landed
+        await store.release_lease(sid, "server-b")
+        assert await store.acquire_lease(sid, "server-a", 0)  # expired, nobody took it over
+        for write in writes:
+            await write("server-a")
+        for write in writes:
+            await write("")  # no owner: unconditional (a runtime hosted outside a server)
+        assert (await store.session_head(sid)).version == 2 * len(writes)
+        with pytest.raises(UnknownSession):
+            await store.append_item("nope", message_item("x"), owner="server-a")
 
 
 async def test_an_expired_lease_is_free(make_store: Callable[[], Store]) -> None:
