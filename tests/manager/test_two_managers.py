@@ -221,3 +221,36 @@ async def test_a_write_after_the_lease_was_taken_over_is_refused_by_the_store(
         f"session {s.id}: another server took it over; this server's turn stops here"
     ]
     assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_follow_up_sent_while_the_lease_is_given_back_runs_next(
+    open_manager: OpenManager,
+) -> None:
+    """A follow-up that arrives after the run stopped taking them (its lease is on its way
+    back) is not lost: it starts the next run once this one has ended, taking the lease again."""
+    async with open_manager(server_id="one") as one:
+        s = await one.create_session({})
+        entered, release = asyncio.Event(), asyncio.Event()
+        original = one.store.release_lease
+
+        async def release_lease(session_id: str, owner: str) -> None:
+            entered.set()
+            await release.wait()
+            await original(session_id, owner)
+
+        one.store.release_lease = release_lease  # type: ignore[method-assign]
+        watcher = await one.subscribe_events(s.id, since=0)
+        stream = await one.run_session(s.id, DEFAULT_AGENT, "", user("hello"))
+        await asyncio.wait_for(entered.wait(), 10)  # the run is closing
+        follow_up = asyncio.ensure_future(one.follow_up_session(s.id, user(MATH)))
+        release.set()
+        assert (await asyncio.wait_for(follow_up, 10)).status == "queued_streaming"
+        first = await read_rest(stream)
+        assert [e["type"] for e in first].count("stream_stopped") == 1  # not in that run
+        events = await read_until(watcher, "stream_stopped")  # the first run
+        events = await read_until(watcher, "stream_stopped")  # the follow-up's own run
+        watcher.close()
+        one.store.release_lease = original  # type: ignore[method-assign]
+        assert [e["message"] for e in events if e["type"] == "user_message"] == [MATH]
+        assert events[-1]["reason"] == "normal"
+        assert (await one.store.session_head(s.id)).lease_owner is None
