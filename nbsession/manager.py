@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import uuid
 from collections import OrderedDict
@@ -733,15 +732,7 @@ class SessionManager:
         # The next number after the parent's own forks ("<title> (fork N)"), not after forks
         # of its forks, so titles stay unique and in order.
         base = parent.title or "Untitled session"
-        pattern = re.compile(re.escape(base) + r" \(fork (\d+)\)")
-        forks = max(
-            (
-                int(match.group(1))
-                for s in await self.store.list_summaries()
-                if (match := pattern.fullmatch(s.title))
-            ),
-            default=0,
-        )
+        forks = await self.store.last_fork_number(base)
         kept = parent.messages[: user_positions[user_message_index]]
         usages = [i.message.message for i in kept if i.message is not None]
         # The fork's usage is that of the history it keeps, not the parent's total. Sums of

@@ -118,6 +118,11 @@ class Store(Protocol):
         item bodies and validated off the event loop: at most ``limit`` of them (every one
         when None), those after ``before`` when given."""
 
+    async def last_fork_number(self, title: str) -> int:
+        """The greatest N among sessions titled ``<title> (fork N)`` (N in ASCII digits), 0
+        when there is none: how a fork is numbered, asked of the store instead of reading
+        every session (SQL: a range on the indexed title, then ``MAX`` of the number)."""
+
     async def delete_session(self, session_id: str) -> None:
         """Remove the session and its items; ``UnknownSession`` if absent."""
 

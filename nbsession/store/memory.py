@@ -8,6 +8,7 @@ same encoding rule as SQLite's (``session.storable``), so both refuse the same v
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +58,11 @@ class MemoryStore:
             summaries = [summary for summary in summaries if before.precedes(summary)]
         summaries.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return summaries if limit is None else summaries[:limit]
+
+    async def last_fork_number(self, title: str) -> int:
+        pattern = re.compile(re.escape(title) + r" \(fork ([0-9]+)\)")
+        numbers = (pattern.fullmatch(s.title) for s in self._sessions.values())
+        return max((int(match.group(1)) for match in numbers if match), default=0)
 
     async def delete_session(self, session_id: str) -> None:
         self._get(session_id)

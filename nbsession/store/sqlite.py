@@ -100,6 +100,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE sessions ADD COLUMN kernel_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE sessions ADD COLUMN notebook_path TEXT NOT NULL DEFAULT ''",
     ),
+    # 5: forks are numbered from the titles that start like theirs (``last_fork_number``).
+    ("CREATE INDEX sessions_title ON sessions(title)",),
 ]
 
 # Columns of ``sessions`` that are the store's own bookkeeping, not session fields.
@@ -229,6 +231,24 @@ class SQLiteStore:
             ).fetchall()
             # Validated here, on the worker thread: 100,000 summaries are a second of CPU.
             return [SessionSummary.model_validate(dict(row)) for row in rows]
+
+        return await self._run(read)
+
+    async def last_fork_number(self, title: str) -> int:
+        prefix = f"{title} (fork "
+        # Titles starting with the prefix sort between it and the prefix with its last
+        # character (a space) raised by one: a range the title index serves.
+        low, high, start = prefix, prefix[:-1] + "!", len(prefix) + 1
+
+        def read(conn: sqlite3.Connection) -> int:
+            number = "substr(title, :start, length(title) - :start)"
+            row = conn.execute(
+                f"SELECT MAX(CAST({number} AS INTEGER)) FROM sessions"
+                " WHERE title >= :low AND title < :high AND substr(title, -1) = ')'"
+                f" AND {number} <> '' AND {number} NOT GLOB '*[^0-9]*'",
+                {"low": low, "high": high, "start": start},
+            ).fetchone()
+            return int(row[0] or 0)
 
         return await self._run(read)
 

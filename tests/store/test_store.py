@@ -496,6 +496,33 @@ async def test_a_write_for_an_owner_lands_only_while_it_holds_the_lease(
             await store.append_item("nope", message_item("x"), owner="server-a")
 
 
+async def test_the_last_fork_number_counts_only_forks_of_that_title(
+    make_store: Callable[[], Store],
+) -> None:
+    titles = [
+        "Plan (fork 1)",
+        "Plan (fork 12)",
+        "Plan (fork 3) (fork 40)",  # a fork of a fork
+        "Plan (fork x)",
+        "Plan (fork 7",
+        "Plan (fork )",
+        "Plan (fork 99)!",
+        "Plans (fork 98)",
+        "plan (fork 97)",
+        "Plan",
+        "50% (fork 5)",
+        "50%_ (fork 6)",
+    ]
+    async with opened(make_store()) as store:
+        for title in titles:
+            await store.create_session(Session(title=title))
+        assert await store.last_fork_number("Plan") == 12
+        assert await store.last_fork_number("Plan (fork 3)") == 40
+        assert await store.last_fork_number("50%") == 5  # no wildcard in a title
+        assert await store.last_fork_number("Nothing") == 0
+        assert await store.last_fork_number("") == 0
+
+
 async def test_an_expired_lease_is_free(make_store: Callable[[], Store]) -> None:
     async with opened(make_store()) as store:
         session = Session()
