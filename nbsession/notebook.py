@@ -287,10 +287,9 @@ class _Renderer:
         if item.sub_session is not None:
             return self._sub_session_cells(item.sub_session)
         if item.error is not None:
-            lines = item.error.splitlines() or [""]
-            error = {"output_type": "error", "ename": "TurnError", "evalue": lines[0]}
             source = "# the turn failed; this cell is a record, not code to run"
-            return [self._code(f"item-{index}-error", source, [{**error, "traceback": lines}], {})]
+            outputs = [_error_output("TurnError", item.error)]
+            return [self._code(f"item-{index}-error", source, outputs, {})]
         return [self._markdown(f"item-{index}-summary", f"**Summary**\n\n{item.summary or ''}")]
 
     def _sub_session_cells(self, sub: Session) -> list[dict[str, Any]]:
@@ -479,16 +478,24 @@ def _result_outputs(chat: ChatMessage | None) -> list[dict[str, Any]]:
         return [_stream(_NO_RESULT, "stderr")]
     if not chat.is_error:
         return [_stream(chat.content)]
-    lines = chat.content.splitlines()
     ename = next((name for words, name in _REFUSALS if chat.content.startswith(words)), "ToolError")
-    return [
-        {
-            "output_type": "error",
-            "ename": ename,
-            "evalue": lines[0] if lines else "",
-            "traceback": lines,
-        }
-    ]
+    return [_error_output(ename, chat.content)]
+
+
+def _error_output(ename: str, text: str) -> dict[str, Any]:
+    """An error output whose shown text names the kind of failure.
+
+    JupyterLab and nbconvert display only the ``traceback`` lines, so the first one carries
+    ``ename`` as a Python traceback's last line would (``ToolRejected: ...``).
+    """
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
+    return {
+        "output_type": "error",
+        "ename": ename,
+        "evalue": first,
+        "traceback": [f"{ename}: {first}" if first else ename, *lines[1:]],
+    }
 
 
 def _stream(text: str, name: str = "stdout") -> dict[str, Any]:

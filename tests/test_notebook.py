@@ -192,7 +192,7 @@ def test_tool_calls_are_code_cells_with_their_results() -> None:
             "output_type": "error",
             "ename": "ToolError",
             "evalue": "file not found: Makefile",
-            "traceback": ["file not found: Makefile", "searched /work/project"],
+            "traceback": ["ToolError: file not found: Makefile", "searched /work/project"],
         }
     ]
 
@@ -265,7 +265,7 @@ def test_odd_inputs_still_render_valid_notebooks() -> None:
         "# arguments are not valid JSON:\nnot json"
     )
     assert _cell(nb, "# tool call: noop (d)")["source"].endswith("\n{}")
-    assert _cell(nb, "# tool call: noop (d)")["outputs"][0]["traceback"] == []
+    assert _cell(nb, "# tool call: noop (d)")["outputs"][0]["traceback"] == ["ToolError"]
     assert nb["cells"][-1]["source"] == "**You**\n\nsee picture\n\n*[attachment: image_url]*"
     assert session_to_notebook(session) == nb
 
