@@ -335,10 +335,14 @@ class _Renderer:
                 parts.append(chat.content)
             cells.append(self._markdown(message.id, "\n\n".join(parts)))
         for position, call in enumerate(chat.tool_calls or []):
-            outputs = _result_outputs(self.results.get(call.id))
+            result = self.results.get(call.id)
+            outputs = _result_outputs(result)
             marks = {"tool_call_id": call.id, "tool": call.function.name}
+            approval = result.approval if result is not None else None
+            if approval is not None:
+                marks["approval"] = approval
             key = f"{message.id}-call-{position}"
-            cells.append(self._code(key, _call_source(call), outputs, marks))
+            cells.append(self._code(key, _call_source(call, approval), outputs, marks))
         return cells
 
     def _markdown(
@@ -429,15 +433,26 @@ def _image_url(part: Mapping[str, Any]) -> str:
     return url if isinstance(url, str) else ""
 
 
-def _call_source(call: ToolCall) -> str:
+# How the user answered a call's approval prompt, as the call's cell says it.
+_APPROVALS = {
+    "approve": "approved by the user",
+    "approve-session": "approved by the user, with every tool of the session",
+    "approve-tool": "approved by the user, and the tool allowed from then on",
+    "reject": "rejected by the user",
+}
+
+
+def _call_source(call: ToolCall, approval: str | None = None) -> str:
     """The call as a reader wants it: a header comment, then the call in its own language.
 
     A shell command follows ``%%bash``, Python code ``%%python``, anything else is pretty
-    JSON. The magic sits on the second line on purpose: IPython only runs a cell magic on a
+    JSON. The magic comes after the header comments on purpose: IPython only runs a cell magic on a
     cell's first line, so running this cell fails on that line (an unknown line magic)
     before anything below it runs. A reader sees the language; a kernel runs nothing.
     """
     header = f"# tool call: {call.function.name} ({call.id}), recorded: not meant to run"
+    if approval is not None:
+        header += f"\n# {_APPROVALS.get(approval, approval)}"
     raw = call.function.arguments
     try:
         arguments = json.loads(raw or "{}")

@@ -125,6 +125,10 @@ class Usage(_Model):
     reasoning_tokens: Count = 0
 
 
+Approval = Literal["approve", "approve-session", "approve-tool", "reject"]
+"""The answers to a tool approval (``/resume``'s ``confirmation``)."""
+
+
 class ChatMessage(_Model):
     """One message of the conversation as a model sees it."""
 
@@ -139,6 +143,9 @@ class ChatMessage(_Model):
     usage: Usage | None = None
     model: str | None = None
     cost: Money | None = None
+    approval: Approval | None = None
+    """nbsession's addition, on a tool result: the user's answer when the call asked for
+    approval (None: it ran without asking). Exports note it; models never see it."""
 
 
 class Message(_Model):

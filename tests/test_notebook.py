@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, get_args
 
 import nbformat
 import pytest
@@ -22,6 +22,7 @@ from nbsession.notebook import (
 )
 from nbsession.runtime.loop import REJECTED
 from nbsession.session import (
+    Approval,
     ChatMessage,
     FunctionCall,
     Item,
@@ -545,6 +546,7 @@ def _turns(draw: st.DrawFn, depth: int = 0) -> list[Item]:
                         tool_call_id=call.id,
                         content=draw(_TEXT),
                         is_error=draw(st.none() | st.just(True)),
+                        approval=draw(st.none() | st.sampled_from(get_args(Approval))),
                     )
                 )
         extra = draw(st.sampled_from(["none", "summary", "error", "sub"]))

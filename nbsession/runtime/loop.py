@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic_ai.direct import model_request_stream
 from pydantic_ai.messages import (
@@ -47,6 +47,7 @@ from ..errors import (
     UnknownSession,
 )
 from ..session import (
+    Approval,
     ChatMessage,
     Item,
     Message,
@@ -1032,6 +1033,7 @@ class AgentRuntime:
         definition = tool.definition if tool else None
         self.recorder.emit(events.tool_call(self.agent_name, call, definition))
         result: ToolResult | None = None
+        approval: Approval | None = None
         if tool is None:
             result = ToolResult(f"Tool {call.function.name!r} is not available.", is_error=True)
         else:
@@ -1048,12 +1050,13 @@ class AgentRuntime:
                 )
             elif decision == "ask":
                 answer, reason = await self._confirm(call, tool.definition)
+                approval = cast("Approval", answer)
                 if answer == "reject":
                     text = f"{REJECTED} Reason: {reason}" if reason else REJECTED
                     result = ToolResult(text, is_error=True)
             if result is None:
                 result = await self._call_tool(tool, call)
-        await self._commit_tool_result(call, result, definition)
+        await self._commit_tool_result(call, result, definition, approval)
 
     async def _start_toolsets(self) -> None:
         """Start the toolsets that need it (first turn, or their server died) and re-list the
@@ -1171,7 +1174,11 @@ class AgentRuntime:
             self._activity = before
 
     async def _commit_tool_result(
-        self, call: ToolCall, result: ToolResult, definition: ToolDefinition | None = None
+        self,
+        call: ToolCall,
+        result: ToolResult,
+        definition: ToolDefinition | None = None,
+        approval: Approval | None = None,
     ) -> None:
         chat = ChatMessage(
             role="tool",
@@ -1179,6 +1186,7 @@ class AgentRuntime:
             tool_call_id=call.id,
             is_error=result.is_error or None,
             created_at=utc_now().isoformat(),
+            approval=approval,
         )
         if definition is None and call.function.name in self._tools:
             definition = self._tools[call.function.name].definition

@@ -11,6 +11,8 @@ import pytest
 from nbsession.errors import InvalidRequest
 from nbsession.runtime.convert import to_model_messages
 
+from .turn_helpers import run_turn
+
 
 async def test_a_real_turn_exports_as_a_valid_notebook_and_imports_back(open_manager):
     async with open_manager() as mgr:
@@ -120,3 +122,29 @@ async def test_a_recovery_export_with_a_result_without_its_call_is_refused(open_
         assert err.value.field == "messages.0.message.message.tool_call_id"
         assert "answers no earlier tool call" in err.value.message
         assert await mgr.get_sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("confirmation", "words"),
+    [
+        ("approve-session", "# approved by the user, with every tool of the session"),
+        ("reject", "# rejected by the user"),
+    ],
+)
+async def test_the_export_notes_how_a_call_was_answered(open_manager, confirmation, words):
+    async with open_manager() as mgr:
+        session = await mgr.create_session({})
+        await run_turn(mgr, session.id, "run `echo hi`", confirmation=confirmation)
+        await run_turn(mgr, session.id, "what is 17*23")  # `think` runs without asking
+        stored = await mgr.get_session(session.id)
+        results = [i.message.message for i in stored.messages if i.message.message.role == "tool"]
+        assert [chat.approval for chat in results] == [confirmation, None]
+
+        notebook = await mgr.export_session_notebook(session.id)
+        calls = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+        assert calls[0]["source"].splitlines()[1] == words
+        assert calls[0]["metadata"]["nbsession"]["approval"] == confirmation
+        assert "approv" not in calls[1]["source"] and "reject" not in calls[1]["source"]
+        imported = await mgr.import_session(notebook)
+        again = await mgr.export_session_notebook(imported.id)
+        assert again["cells"] == notebook["cells"]
