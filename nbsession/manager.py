@@ -339,7 +339,7 @@ class SessionManager:
 
     async def get_sessions(self) -> list[SessionSummary]:
         """Summaries, newest first, read without message bodies."""
-        return await self.store.list_summaries()
+        return self._with_activity(await self.store.list_summaries())
 
     async def get_session_page(
         self, limit: int | None, before: str | None = None
@@ -351,8 +351,24 @@ class SessionManager:
         cursor = None if before is None else SummaryCursor.decode(before)
         page = await self.store.list_summaries(None if limit is None else limit + 1, cursor)
         if limit is None or len(page) <= limit:
-            return page, None
-        return page[:limit], SummaryCursor.after(page[limit - 1]).encode()
+            return self._with_activity(page), None
+        return self._with_activity(page[:limit]), SummaryCursor.after(page[limit - 1]).encode()
+
+    def _with_activity(self, summaries: list[SessionSummary]) -> list[SessionSummary]:
+        """The rows with what their turns do on this server (a waiting approval lights the
+        sidebar's badge). Read from memory only: a list costs no store read per row, and only
+        the few sessions with a turn here are looked at."""
+        active = {}
+        for session_id in self._sessions:
+            activity = self._local_activity(session_id, with_duration=False)
+            if activity is not None:
+                active[session_id] = activity
+        if not active:
+            return summaries
+        return [
+            s if s.id not in active else s.model_copy(update={"activity": active[s.id]})
+            for s in summaries
+        ]
 
     async def delete_session(self, session_id: str) -> None:
         """Delete the session, cancel its turn and end its event log (after its last event)."""
@@ -860,19 +876,27 @@ class SessionManager:
 
     def _activity(self, session_id: str, head: SessionHead) -> dict[str, Any] | None:
         """What the session's turn is doing now (``/status`` shows it only while a turn runs)."""
+        activity = self._local_activity(session_id)
+        if activity is None and self._elsewhere(head):
+            return {"state": "running_on_another_server", "server": head.lease_owner}
+        return activity
+
+    def _local_activity(self, session_id: str, with_duration: bool = True) -> dict[str, Any] | None:
+        """What the session's turn does on this server, from memory; None when none runs.
+        Lists leave the duration out, so a row read every second changes only with the state."""
         live = self._live(session_id)
         if live is not None and live.runtime.streaming and live.runtime.activity is not None:
             activity = live.runtime.activity
-            return {
+            shown = {
                 "state": activity.state,
                 "tool": activity.tool or None,
                 "since": rfc3339(activity.since),
-                "duration": round((utc_now() - activity.since).total_seconds(), 3),
             }
+            if with_duration:
+                shown["duration"] = round((utc_now() - activity.since).total_seconds(), 3)
+            return shown
         if self._is_busy(session_id):
             return {"state": "starting"}
-        if self._elsewhere(head):
-            return {"state": "running_on_another_server", "server": head.lease_owner}
         return None
 
     async def get_session_snapshot(self, session_id: str) -> dict[str, Any]:

@@ -269,6 +269,9 @@ class SessionSummary(_Model):
     output_tokens: int
     working_dir: str
     starred: bool
+    # What the session's turn does on this server now (the manager adds it to the rows it
+    # lists from memory; the store never writes it): None when no turn runs here.
+    activity: dict[str, Any] | None = None
 
 
 class SessionTemplate(_Model):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from tornado.web import RequestHandler
 
-from ..session import Session, SessionSummary, SessionTemplate
+from ..session import Session, SessionTemplate
 from . import handlers as h
 from .schemas import (
     AddedReply,
@@ -36,6 +36,7 @@ from .schemas import (
     ReadyReply,
     ResumeRequest,
     RunRequest,
+    SessionListRow,
     SessionModels,
     SessionResponse,
     SessionSnapshot,
@@ -201,7 +202,7 @@ ROUTES: tuple[Route, ...] = (
             "GET": Operation(
                 "Session summaries, newest first; with `limit`, one page of them and the next "
                 "page's cursor in the `X-Next-Cursor` header (absent on the last page).",
-                {200: list[SessionSummary]},
+                {200: list[SessionListRow]},
                 params=(
                     Param("limit", "count", "At most this many sessions."),
                     Param(

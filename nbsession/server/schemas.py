@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ..runtime.loop import CONFIRMATIONS
-from ..session import Count, Message, Money, Permissions
+from ..session import Count, Message, Money, Permissions, SessionSummary
 
 
 class Body(BaseModel):
@@ -195,6 +195,17 @@ class TurnActivity(Reply):
     since: str | None = Field(None, description="RFC 3339 time this activity began.")
     duration: float | None = Field(None, description="Seconds since then.")
     server: str | None = Field(None, description="The server whose turn holds the session.")
+
+
+class SessionListRow(SessionSummary):
+    """A row of ``GET /api/sessions``: docker-agent's summary fields, then nbsession's."""
+
+    activity: TurnActivity | None = Field(
+        None,
+        description="What the session's turn does on this server now (as `/status` says, "
+        "without `duration`), so a list shows which sessions wait for an answer; null when "
+        "no turn runs here. docker-agent clients ignore it.",
+    )
 
 
 class SessionStatus(Reply):

@@ -68,6 +68,29 @@ async def test_status_says_what_the_turn_is_doing(
         await read_rest(slow)
 
 
+async def test_the_list_says_which_sessions_wait_for_an_answer(open_manager: OpenManager) -> None:
+    async with open_manager() as mgr:
+        waiting, idle = await mgr.create_session({}), await mgr.create_session({})
+        stream, _ = await start_held(mgr, waiting.id)
+
+        def activities(rows: list) -> dict:  # type: ignore[type-arg]
+            return {row.id: row.activity for row in rows}
+
+        listed = activities(await mgr.get_sessions())
+        assert listed[idle.id] is None
+        assert listed[waiting.id] is not None
+        assert listed[waiting.id]["state"] == "waiting_for_approval"
+        assert listed[waiting.id]["tool"] == "shell"
+        assert "duration" not in listed[waiting.id]  # a row read every second stays the same
+        newest, cursor = await mgr.get_session_page(1)
+        older, _ = await mgr.get_session_page(1, cursor)
+        assert activities([*newest, *older]) == listed
+
+        await mgr.resume_session(waiting.id, "reject")
+        await read_rest(stream)
+        assert activities(await mgr.get_sessions()) == {waiting.id: None, idle.id: None}
+
+
 async def test_turns_are_logged_at_info(
     open_manager: OpenManager, caplog: pytest.LogCaptureFixture
 ) -> None:

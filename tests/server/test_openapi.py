@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -142,3 +143,22 @@ async def test_the_document_declares_the_400s_the_server_gives(api: Fetch) -> No
     ]:
         reply = await api("POST", f"api/sessions/{route}", body)
         assert (reply.code, reply.error_code) == (400, "invalid_request"), route
+
+
+async def test_list_rows_say_which_turn_waits_as_documented(api: Fetch, stream: Any) -> None:
+    document = await fetch_document(api)
+    idle, waiting = await new_session(api), await new_session(api)
+    live = stream("POST", f"api/sessions/{waiting}/agent/default", user("list the files"))
+    await live.until("tool_call_confirmation")
+    listing = (await api("GET", "api/sessions")).json()
+    validator(document, document["paths"]["/api/sessions"]["get"], 200).validate(listing)
+    activity = {row["id"]: row["activity"] for row in listing}
+    assert activity[idle] is None
+    assert activity[waiting]["state"] == "waiting_for_approval"
+    assert activity[waiting]["tool"] == "shell"
+    await api("POST", f"api/sessions/{waiting}/resume", {"confirmation": "reject"})
+    await live.until("stream_stopped")
+    deadline = asyncio.get_running_loop().time() + 10  # the turn settles just after its end
+    while any(row["activity"] for row in (await api("GET", "api/sessions")).json()):
+        assert asyncio.get_running_loop().time() < deadline, "the activity stayed listed"
+        await asyncio.sleep(0.02)
