@@ -47,6 +47,8 @@ class Lab:
     token: str
     root: Path
     api: httpx.Client
+    # The server's agents directory (empty at start: the bundled `default` agent is served).
+    agents: Path
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
@@ -76,6 +78,8 @@ def start_lab(tmp_path: Path) -> Iterator[Lab]:
     root = tmp_path / "root"
     root.mkdir()
     (root / "notes.txt").write_text("hello from the browser test\n")
+    agents = tmp_path / "agents"
+    agents.mkdir()
     extensions = tmp_path / "labextensions"
     extensions.mkdir()
     (extensions / "nbsession").symlink_to(BUILT_EXTENSION, target_is_directory=True)
@@ -112,6 +116,7 @@ def start_lab(tmp_path: Path) -> Iterator[Lab]:
             f"--ServerApp.root_dir={root}",
             f"--IdentityProvider.token={token}",
             f"--NBSessionApp.db_path={tmp_path / 'sessions.db'}",
+            f"--NBSessionApp.agents_dir={agents}",
             "--LabApp.expose_app_in_browser=True",
             f"--LabApp.extra_labextensions_path={extensions}",
             f"--LabApp.app_settings_dir={settings}",
@@ -136,7 +141,7 @@ def start_lab(tmp_path: Path) -> Iterator[Lab]:
 
     try:
         wait_for(ready, "jupyter lab to start", timeout=60)
-        yield Lab(url=url, token=token, root=root, api=api)
+        yield Lab(url=url, token=token, root=root, api=api, agents=agents)
     finally:
         api.close()
         server.terminate()

@@ -74,9 +74,31 @@ describe('the session list', () => {
     expect(pollQuery(state)).toEqual({ limit: 4 });
     state = listAppended(state, page([]));
     expect(state.hasMore).toBe(false);
-    // The next poll re-reads all four; its cursor is where `Load more` would go on.
-    state = listReplaced(state, page([row('e', 5), row('d', 4), row('c', 3), row('b', 2)], 'after-b'), pollQuery(state));
-    expect(state.sessions.map(r => r.id)).toEqual(['e', 'd', 'c', 'b']);
+    // The next poll re-reads all four; a session made meanwhile adds a row and pushes none
+    // out: `a` stays (nothing more to load), and the poll after reads five.
+    state = listReplaced(
+      state,
+      page([row('e', 5), row('d', 4), row('c', 3), row('b', 2)], 'after-b'),
+      pollQuery(state)
+    );
+    expect(state.sessions.map(r => r.id)).toEqual(['e', 'd', 'c', 'b', 'a']);
+    expect(state.hasMore).toBe(false);
+    expect(pollQuery(state)).toEqual({ limit: 5 });
+    state = listReplaced(
+      state,
+      page([row('e', 5), row('d', 4), row('c', 3), row('b', 2), row('a', 1)]),
+      pollQuery(state)
+    );
+    expect(state.sessions.map(r => r.id)).toEqual(['e', 'd', 'c', 'b', 'a']);
+  });
+
+  it('goes on where the last read ended once the poll reads all that are shown', () => {
+    let state = listReplaced(initialList(2), page([row('d', 4), row('c', 3)], 'after-c'), {
+      limit: 2
+    });
+    state = listReplaced(state, page([row('d', 4), row('b', 2)], 'after-b'), pollQuery(state));
+    // `c` was deleted elsewhere: `b` moves up, nothing was made, the cursor follows the read.
+    expect(state.sessions.map(r => r.id)).toEqual(['d', 'b']);
     expect(nextPageQuery(state)).toEqual({ limit: 2, before: 'after-b' });
   });
 

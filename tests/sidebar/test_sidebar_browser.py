@@ -15,65 +15,25 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser_lab import (
-    DOCS,
-    TIMEOUT_MS,
-    Lab,
-    chromium,
-    start_detached_turn,
-    start_lab,
-    wait_for,
-)
+from tests.browser_lab import DOCS, Lab, start_detached_turn, wait_for
+
+from .conftest import TAB, open_lab
+from .conftest import session_row as _row
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
-
-TAB = '.jp-SideBar .lm-TabBar-tab[data-id="nbsession-sidebar"]'
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with start_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(lab: Lab, browser: Browser) -> Iterator[Page]:
-    """JupyterLab in a fresh workspace, with the sidebar open."""
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{lab.url}lab?reset&token={lab.token}")
-    tab = page.locator(TAB)
-    expect(tab).to_be_visible(timeout=TIMEOUT_MS)
-    tab.click()
-    expect(page.locator("#nbsession-sidebar")).to_be_visible()
-    try:
-        yield page
-    finally:
-        page.close()
 
 
 def _tool_results(lab: Lab, session_id: str) -> list[str]:
     messages = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()["messages"]
     return [m["message"]["content"] for m in messages if m["message"]["role"] == "tool"]
-
-
-def _row(page: Page, session_id: str) -> Locator:
-    return page.locator(f'#nbsession-sidebar li[data-session-id="{session_id}"]')
 
 
 def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
@@ -101,7 +61,7 @@ def test_a_session_made_over_rest_is_approved_and_exported_from_the_sidebar(
     expect(tab).to_have_class(re.compile(r"\bnbsession-waiting\b"))
     page.screenshot(
         path=str(tmp_path / "2-waiting-for-approval.png"),
-        clip={"x": 0, "y": 0, "width": 760, "height": 720},
+        clip={"x": 0, "y": 0, "width": 760, "height": 900},
     )
 
     approve.click()
@@ -190,3 +150,60 @@ def test_new_star_rename_delete_and_import_from_the_sidebar(lab: Lab, page: Page
 def _summary(lab: Lab, session_id: str) -> dict[str, Any]:
     rows = lab.api.get("/api/sessions").json()
     return next(row for row in rows if row["id"] == session_id)
+
+
+def test_the_badge_counts_sessions_waiting_that_are_not_open(lab: Lab, page: Page) -> None:
+    sidebar = page.locator("#nbsession-sidebar")
+    tab = page.locator(TAB)
+    quiet = lab.api.post("/api/sessions", json={"title": "Quiet"}).json()["id"]
+    asking = lab.api.post("/api/sessions", json={"title": "Asking"}).json()["id"]
+    _row(page, quiet).locator(".nbsession-sidebar-row-open").click()
+    expect(sidebar.get_by_role("button", name="Back to the session list")).to_be_visible()
+    expect(tab).not_to_have_attribute("data-nbsession-waiting", re.compile(".*"))
+
+    # A turn started elsewhere asks for approval in a session the panel does not show.
+    start_detached_turn(lab, asking, "list the files")
+    expect(tab).to_have_attribute("data-nbsession-waiting", "1")
+    expect(tab).to_have_class(re.compile(r"\bnbsession-waiting\b"))
+    sidebar.get_by_role("button", name="Back to the session list").click()
+    expect(_row(page, asking).locator(".nbsession-sidebar-row-waiting")).to_be_visible()
+    expect(_row(page, quiet).locator(".nbsession-sidebar-row-waiting")).to_be_hidden()
+
+    # Answered elsewhere: the badge goes as the list says the turn no longer waits.
+    lab.api.post(f"/api/sessions/{asking}/resume", json={"confirmation": "reject"})
+    expect(tab).not_to_have_attribute("data-nbsession-waiting", re.compile(".*"))
+    expect(_row(page, asking).locator(".nbsession-sidebar-row-waiting")).to_be_hidden()
+
+
+def test_load_more_pages_in_older_sessions_and_the_list_stays_live(
+    lab: Lab, browser: Browser
+) -> None:
+    # A page is 50 rows: more than two pages' worth, made before the panel first reads them
+    # (sessions made while it shows the list are added to it, pushing none out).
+    have = len(lab.api.get("/api/sessions").json())
+    for n in range(max(0, 105 - have)):
+        lab.api.post("/api/sessions", json={"title": f"Paged {n}"})
+    listed = lab.api.get("/api/sessions").json()
+    page = open_lab(browser, lab.url, lab.token)
+    sidebar = page.locator("#nbsession-sidebar")
+    rows = sidebar.locator("li.nbsession-sidebar-row")
+    load_more = sidebar.get_by_role("button", name="Load more", exact=True)
+
+    expect(rows.first).to_have_attribute("data-session-id", listed[0]["id"])
+    expect(rows).to_have_count(50)
+    expect(load_more).to_be_visible()
+    load_more.click()
+    expect(rows).to_have_count(100)
+    load_more.click()
+    expect(rows).to_have_count(len(listed))
+    expect(load_more).to_be_hidden()
+    ids = [rows.nth(i).get_attribute("data-session-id") for i in range(len(listed))]
+    assert ids == [row["id"] for row in listed]  # newest first, each once
+
+    # The paged-in rows stay live: a rename of the oldest and a new session both show.
+    oldest = listed[-1]["id"]
+    lab.api.patch(f"/api/sessions/{oldest}/title", json={"title": "Oldest, renamed"})
+    expect(_row(page, oldest)).to_contain_text("Oldest, renamed")
+    newest = lab.api.post("/api/sessions", json={"title": "After paging"}).json()["id"]
+    expect(rows.first).to_have_attribute("data-session-id", newest)
+    expect(rows).to_have_count(len(listed) + 1)

@@ -15,6 +15,23 @@ export interface AgentInfo {
   description?: string;
 }
 
+/** One choice of `GET /api/sessions/{id}/models`. */
+export interface ModelChoice {
+  ref: string;
+  name?: string;
+  provider?: string;
+  model?: string;
+  is_default?: boolean;
+  is_current?: boolean;
+}
+
+/** `GET /api/sessions/{id}/models`: the current agent's models, the current one marked. */
+export interface SessionModels {
+  agent: string;
+  current_model_ref: string;
+  models: ModelChoice[];
+}
+
 /** The server could not be reached (as opposed to a refusal, which is an `ApiError`). */
 export class Unreachable extends Error {
   constructor(message: string) {
@@ -78,12 +95,21 @@ export class SessionsApi {
     return this.call('POST', 'sessions/import', notebook);
   }
 
-  /** Start a turn that goes on after this request ends; the open pane follows `/events`. */
-  async run(id: string, agent: string, prompt: string): Promise<void> {
+  models(id: string): Promise<SessionModels> {
+    return this.call('GET', `sessions/${encodeURIComponent(id)}/models`);
+  }
+
+  /**
+   * Start a turn that goes on after this request ends; the open pane follows `/events`.
+   * `model` (a ref of `models()`) is used from this turn on: the server validates and keeps it.
+   */
+  async run(id: string, agent: string, prompt: string, model?: string): Promise<void> {
     const path = `sessions/${encodeURIComponent(id)}/agent/${encodeURIComponent(agent)}`;
-    const response = await this.send('POST', `${path}?detach=true`, {
-      messages: [{ role: 'user', content: prompt }]
-    });
+    const body: Record<string, unknown> = { messages: [{ role: 'user', content: prompt }] };
+    if (model) {
+      body.model = model;
+    }
+    const response = await this.send('POST', `${path}?detach=true`, body);
     // The run stream's first bytes mean the turn is committed; the pane shows the rest.
     await response.body?.cancel();
   }

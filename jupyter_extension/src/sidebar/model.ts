@@ -5,7 +5,7 @@
  *
  * Live updates: the panel re-reads the first `shown` sessions every second (`pollQuery`) and
  * replaces what it shows with the answer, so sessions created, renamed, starred or deleted by
- * anyone appear within a second. `Load more` asks for the page after the last one read, with
+ * anyone appear within a second (a new one adds a row: the rows paged in stay). `Load more` asks for the page after the last one read, with
  * the cursor the server sent (`X-Next-Cursor`); no cursor means nothing more to load (also
  * from a server that ignores `limit` and sends the whole list).
  */
@@ -82,14 +82,32 @@ export function nextPageQuery(state: ListState): ListQuery {
     : { limit: state.pageSize, before: state.cursor };
 }
 
-/** A poll answered: its rows replace the list (a server without paging sent them all). */
+/**
+ * A poll answered: its rows replace the list (a server without paging sent them all).
+ *
+ * Sessions made since the last read push the others down without pushing the rows the user
+ * paged in out of the list: those are kept (the poll read only as many rows as were shown) and
+ * the next poll reads that many more.
+ */
 export function listReplaced(state: ListState, page: ListPage, query: ListQuery): ListState {
+  const rows = newestFirst(unique(page.rows));
+  const newest = state.sessions[0];
+  const known = new Set(state.sessions.map(row => row.id));
+  const arrived =
+    newest === undefined ? 0 : rows.filter(row => !known.has(row.id) && before(row, newest)).length;
+  const last = rows[rows.length - 1];
+  const returned = new Set(rows.map(row => row.id));
+  const kept =
+    arrived > 0 && page.next !== null && last !== undefined
+      ? state.sessions.filter(row => !returned.has(row.id) && before(last, row)).slice(0, arrived)
+      : [];
   const next: ListState = {
     ...state,
-    sessions: newestFirst(unique(page.rows)),
-    shown: Math.max(query.limit, state.pageSize),
-    cursor: page.next,
-    hasMore: page.next !== null,
+    sessions: [...rows, ...kept],
+    shown: Math.max(query.limit, state.pageSize) + arrived,
+    // The rows kept end where the last read ended: its cursor still says where more begin.
+    cursor: kept.length > 0 ? state.cursor : page.next,
+    hasMore: kept.length > 0 ? state.hasMore : page.next !== null,
     status: 'live',
     error: null
   };
@@ -180,6 +198,13 @@ export function exportFileName(row: Pick<SessionSummary, 'id' | 'title'>, attemp
     .slice(0, 40);
   const stem = `${slug || 'session'}-${row.id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}`;
   return attempt === 0 ? `${stem}.ipynb` : `${stem}-${attempt + 1}.ipynb`;
+}
+
+/** Whether `a` comes before `b` in the list (newer, or as new with a greater id). */
+function before(a: SessionSummary, b: SessionSummary): boolean {
+  const ta = Date.parse(a.created_at) || 0;
+  const tb = Date.parse(b.created_at) || 0;
+  return ta > tb || (ta === tb && a.id > b.id);
 }
 
 function newestFirst(rows: SessionSummary[]): SessionSummary[] {

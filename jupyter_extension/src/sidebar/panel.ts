@@ -9,7 +9,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { mountDirect, type PaneState } from '../pane';
-import { type AgentInfo, messageOf, type SessionsApi } from './api';
+import { type AgentInfo, messageOf, type SessionModels, type SessionsApi } from './api';
 import {
   displayTitle,
   initialList,
@@ -26,6 +26,8 @@ import {
   type SessionSummary,
   waitingSessions
 } from './model';
+import { ModelPicker } from './models';
+import { FollowBottom } from './scroll';
 
 export interface SidebarHost {
   /** Ask before something that cannot be undone; true when the user confirmed. */
@@ -44,6 +46,7 @@ export interface SidebarOptions {
 }
 
 const AGENT_KEY = 'nbsession:agent:';
+const ACTIVE = new Set(['running', 'waiting_approval', 'waiting_input']);
 const BADGE_KEY = 'nbsession-waiting';
 
 export class SidebarPanel extends Widget {
@@ -123,6 +126,7 @@ export class SidebarPanel extends Widget {
     const row = this.state.sessions.find(candidate => candidate.id === id);
     this.session = new OpenSession(this, id, row);
     this.listView.hidden = true;
+    this.node.classList.add('nbsession-sidebar-has-session');
     this.node.appendChild(this.session.node);
     this.session.focus();
   }
@@ -134,6 +138,7 @@ export class SidebarPanel extends Widget {
       this.session.dispose();
       this.session = null;
     }
+    this.node.classList.remove('nbsession-sidebar-has-session');
     this.listView.hidden = false;
     this.renderBadge();
   }
@@ -216,8 +221,12 @@ export class SidebarPanel extends Widget {
     await this.host.openExport(row, await this.api.notebook(id));
   }
 
-  run(id: string, prompt: string): Promise<void> {
-    return this.api.run(id, this.agentOf(id), prompt);
+  run(id: string, prompt: string, model?: string): Promise<void> {
+    return this.api.run(id, this.agentOf(id), prompt, model);
+  }
+
+  models(id: string): Promise<SessionModels> {
+    return this.api.models(id);
   }
 
   mount(host: HTMLElement, id: string): ReturnType<typeof mountDirect> {
@@ -396,8 +405,10 @@ class OpenSession {
   private readonly input = document.createElement('textarea');
   private readonly sendButton: HTMLButtonElement;
   private readonly sendError = errorLine();
+  private readonly picker: ModelPicker;
   private readonly backButton: HTMLButtonElement;
   private readonly mounted: ReturnType<typeof mountDirect>;
+  private readonly follow: FollowBottom;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -420,7 +431,22 @@ class OpenSession {
 
     const paneHost = el('div', 'nbsession-sidebar-pane');
     this.mounted = panel.mount(paneHost, id);
-    this.unsubscribe = this.mounted.pane.subscribe(state => panel.paneChanged(id, state));
+    // The entries scroll inside the panel, below the actions and above the message box.
+    this.follow = new FollowBottom(
+      paneHost.querySelector<HTMLElement>('.nbsession-pane-entries') ?? paneHost
+    );
+    this.picker = new ModelPicker(() => panel.models(id));
+    let active = false;
+    this.unsubscribe = this.mounted.pane.subscribe(state => {
+      panel.paneChanged(id, state);
+      // A turn that ended may have set the model, or given the session its runtime.
+      const now = ACTIVE.has(state.status);
+      if (active && !now) {
+        void this.picker.refresh();
+      }
+      active = now;
+    });
+    void this.picker.refresh();
 
     const composer = el('form', 'nbsession-sidebar-composer');
     this.input.rows = 3;
@@ -434,7 +460,9 @@ class OpenSession {
     });
     this.sendButton = button('Send', 'nbsession-sidebar-send', () => void this.send());
     composer.addEventListener('submit', event => event.preventDefault());
-    composer.append(this.input, this.sendButton);
+    const sendRow = el('div', 'nbsession-sidebar-send-row');
+    sendRow.append(this.picker.node, this.sendButton);
+    composer.append(this.input, sendRow);
 
     this.node.append(bar, this.titleNode, this.actionError, paneHost, composer, this.sendError);
     this.renderRow(row);
@@ -454,6 +482,7 @@ class OpenSession {
 
   dispose(): void {
     this.unsubscribe();
+    this.follow.dispose();
     this.mounted.dispose();
     this.node.remove();
   }
@@ -474,7 +503,7 @@ class OpenSession {
     this.sendError.textContent = '';
     this.sendButton.disabled = true;
     try {
-      await this.panel.run(this.id, prompt);
+      await this.panel.run(this.id, prompt, this.picker.next);
       this.input.value = '';
     } catch (error) {
       this.sendError.textContent = messageOf(error);
