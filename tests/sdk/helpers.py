@@ -138,6 +138,8 @@ class CuttingProxy:
 
     An armed proxy closes the first connection whose request contains ``marker`` once
     ``after`` SSE frames of the response have passed, in the middle of the next frame.
+    ``go_down()`` drops the whole network instead: every open connection is cut and new ones
+    are closed at once, until ``come_back()``.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -149,11 +151,22 @@ class CuttingProxy:
         self.cuts = 0
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
+        self._down = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self, marker: bytes, after: int) -> None:
         with self._lock:
             self._armed = (marker, after)
+
+    def go_down(self) -> None:
+        self._down.set()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def come_back(self) -> None:
+        self._down.clear()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -161,8 +174,12 @@ class CuttingProxy:
                 downstream, _ = self._listener.accept()
             except OSError:
                 return
+            if self._down.is_set():
+                downstream.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self._target))
-            self._sockets += [downstream, upstream]
+            with self._lock:
+                self._sockets += [downstream, upstream]
             cutter = _Cutter(self)
             threading.Thread(
                 target=self._pump, args=(downstream, upstream, cutter.request), daemon=True

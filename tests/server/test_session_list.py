@@ -70,7 +70,9 @@ async def test_without_a_limit_the_whole_list_comes(api: Fetch, nbsession_app: A
         "output_tokens",
         "working_dir",
         "starred",
+        "activity",  # nbsession's: null, since no turn runs
     }
+    assert summaries[0]["activity"] is None
     # The last page of a cursor walk carries no cursor; before alone gives the rest.
     page = await api("GET", "api/sessions", params={"limit": "10"})
     rest = await api("GET", "api/sessions", params={"before": page.headers["X-Next-Cursor"]})

@@ -6,10 +6,6 @@ Marked ``browser``: ``pytest -m "not browser"`` skips these where no chromium is
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_lab import Lab, start_detached_turn, wait_for
+from tests.sdk.helpers import CuttingProxy
 
 from .conftest import open_lab, session_row
 
@@ -261,81 +258,12 @@ def test_a_narrow_panel_follows_the_stream_only_from_the_bottom(
         page.close()
 
 
-class CuttableProxy:
-    """A TCP relay in front of the lab whose connections the test can cut: the network between
-    the browser and the server drops (open streams end, new connections are refused) until
-    ``restore()``."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.up = threading.Event()
-        self.up.set()
-        self.lock = threading.Lock()
-        self.sockets: set[socket.socket] = set()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def cut(self) -> None:
-        self.up.clear()
-        with self.lock:
-            for sock in self.sockets:
-                with suppress(OSError):  # already closed by its peer
-                    sock.shutdown(socket.SHUT_RDWR)
-            self.sockets.clear()
-
-    def restore(self) -> None:
-        self.up.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if not self.up.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass  # cut, or closed by the other side
-        finally:
-            for sock in (source, sink):
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            with self.lock:
-                self.sockets -= {source, sink}
-
-
-@contextmanager
-def cuttable(lab: Lab) -> Iterator[CuttableProxy]:
-    proxy = CuttableProxy(int(lab.url.rsplit(":", 1)[1].strip("/")))
-    try:
-        yield proxy
-    finally:
-        proxy.close()
-
-
 def test_a_dropped_stream_reconnects_and_resumes_without_repeating_text(
     lab: Lab, browser: Browser, tmp_path: Path
 ) -> None:
     session_id = _slow_session(lab, "Dropped")
-    with cuttable(lab) as proxy:
+    proxy = CuttingProxy(int(lab.url.rsplit(":", 1)[1].strip("/")))
+    try:
         page = open_lab(browser, f"http://127.0.0.1:{proxy.port}/", lab.token)
         try:
             _open(page, session_id)
@@ -344,7 +272,7 @@ def test_a_dropped_stream_reconnects_and_resumes_without_repeating_text(
             start_detached_turn(lab, session_id, LONG_PROMPT)  # straight to the server
             wait_for(lambda: _answer_length(page) > 100, "the answer to start")
 
-            proxy.cut()
+            proxy.go_down()
             cut_at = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()["last_event_seq"]
             expect(status).to_contain_text("reconnecting")
             page.screenshot(path=str(tmp_path / "reconnecting.png"))
@@ -356,10 +284,12 @@ def test_a_dropped_stream_reconnects_and_resumes_without_repeating_text(
                 ),
                 "the turn to stream on",
             )
-            proxy.restore()
+            proxy.come_back()
             expect(status).not_to_contain_text("reconnecting")
             expect(status).to_contain_text("Done", timeout=90_000)
             shown = page.locator("#nbsession-sidebar .nbsession-pane-answer").last.inner_text()
         finally:
             page.close()
+    finally:
+        proxy.close()
     assert _words(shown) == _words(_last_answer(lab, session_id))
