@@ -277,6 +277,17 @@ class RingEventLog:
         start = max(since + 1, self.first_seq)
         return [self._entry(seq) for seq in range(start, self._last_seq + 1)]
 
+    def last_of(self, types: frozenset[str]) -> LogEntry | None:
+        """The newest buffered entry whose type is in ``types`` (None if none is buffered).
+
+        Scans from the newest entry back, so finding a recent event costs a few steps.
+        """
+        for seq in range(self._last_seq, self.first_seq - 1, -1):
+            entry = self._entry(seq)
+            if entry.type in types:
+                return entry
+        return None
+
     def _entry(self, seq: int) -> LogEntry:
         return self._ring[(seq - 1) % self._capacity]
 

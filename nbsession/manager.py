@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -70,6 +71,12 @@ RECOVERY_VERSION = 1
 IDEMPOTENCY_KEYS_KEPT = 1024
 MAX_IDEMPOTENCY_KEY = 255
 """Characters of an ``Idempotency-Key``: 1024 kept keys must stay small in memory."""
+
+PROMPT_EVENTS = frozenset(
+    {"tool_call_confirmation", "max_iterations_reached", "elicitation_request"}
+)
+"""Events that ask a person something; the turn waits until it is answered."""
+WAITING_STATES = frozenset({"waiting_for_approval", "waiting_for_input"})
 
 EventSource = Callable[[Callable[[Mapping[str, Any]], None]], Awaitable[None]]
 
@@ -304,9 +311,10 @@ class SessionManager:
             raise InvalidRequest("The session template must be a JSON object.")
         fields: SessionTemplate = _validated(SessionTemplate, template or {})
         session = Session(
-            **fields.model_dump(exclude={"title", "working_dir"}),
+            **fields.model_dump(exclude={"title", "working_dir", "notebook_path"}),
             title=fields.title.strip(),
             working_dir=self._working_dir(fields.working_dir),
+            notebook_path=self._notebook_path(fields.notebook_path),
         )
         await self.store.create_session(session)
         self._ready.set()
@@ -918,8 +926,28 @@ class SessionManager:
             "cost": session.cost,
             "streaming": self._is_busy(session_id) or self._elsewhere(head),
             "agent": self._agent_name(session_id),
+            "kernel_id": session.kernel_id,
+            "notebook_path": session.notebook_path,
+            "pending": self._pending_prompt(session_id),
             "last_event_seq": seq,
         }
+
+    def _pending_prompt(self, session_id: str) -> dict[str, Any] | None:
+        """The prompt event the running turn waits on, as ``/events`` sent it, else None.
+
+        A client that connects (or reloads) while a turn waits for a person shows the prompt
+        from this, even when the event is no longer among those it replays. The runtime's
+        activity says whether it waits; the log's newest prompt event is what it waits on.
+        """
+        live = self._live(session_id)
+        state = self._sessions.get(session_id)
+        if live is None or state is None or state.log is None or not live.runtime.streaming:
+            return None
+        activity = live.runtime.activity
+        if activity is None or activity.state not in WAITING_STATES:
+            return None
+        entry = state.log.last_of(PROMPT_EVENTS)
+        return None if entry is None else json.loads(entry.data)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -1342,6 +1370,19 @@ class SessionManager:
                 field="working_dir",
             )
         return path
+
+    def _notebook_path(self, value: str) -> str:
+        """A notebook's path as the server's contents API names it: relative to the host's
+        root when it lies inside (jupyter-server tells a kernel its notebook's absolute path
+        in ``JPY_SESSION_NAME``), as given otherwise (a notebook elsewhere, a relative path).
+        """
+        if not os.path.isabs(value):
+            return value
+        path = os.path.normpath(value)
+        root = os.path.abspath(self.config.working_dir or os.getcwd())
+        if path == root or not _is_within(path, root):
+            return value
+        return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def _is_within(path: str, root: str) -> bool:

@@ -49,6 +49,19 @@ def test_seq_starts_at_one_and_is_monotonic() -> None:
     assert json.loads(entries[0].data) == {"type": "tick", "n": 0}
 
 
+def test_last_of_finds_the_newest_buffered_entry_of_some_types() -> None:
+    log = RingEventLog(capacity=4)
+    asks = frozenset({"ask"})
+    assert log.last_of(asks) is None
+    for kind in ("ask", "text", "ask", "text", "text"):
+        log.append({"type": kind})
+    entry = log.last_of(asks)
+    assert entry is not None and entry.seq == 3
+    log.append({"type": "text"})
+    log.append({"type": "text"})  # the ask at seq 3 is evicted now
+    assert log.last_of(asks) is None
+
+
 def test_capacity_must_be_positive() -> None:
     for bad in (0, -1):
         with pytest.raises(ValueError, match="capacity"):

@@ -221,6 +221,24 @@ class SessionStatus(Reply):
     )
 
 
+class Event(Reply):
+    """One SSE ``data:`` payload (SPEC 4); the ``id:`` line carries its sequence number."""
+
+    type: str = Field(examples=["agent_choice"])
+
+
+KernelIdField = Annotated[
+    str, Field(description="The Jupyter kernel the session was created from, if any.")
+]
+NotebookPathField = Annotated[
+    str,
+    Field(
+        description="That kernel's notebook: relative to the server's root when it lies "
+        "inside, else as the kernel named it."
+    ),
+]
+
+
 class SessionResponse(Reply):
     """docker-agent's ``SessionResponse``; nbsession fields (cost, starred...) may follow."""
 
@@ -237,6 +255,14 @@ class SessionResponse(Reply):
     working_dir: str = ""
     permissions: Permissions | None = None
     agent_model_overrides: dict[str, str] = Field(default_factory=dict)
+    cost: float = 0.0
+    starred: bool = False
+    max_iterations: int = 0
+    hide_tool_results: bool = False
+    custom_models_used: list[str] = Field(default_factory=list)
+    parent_id: str = Field("", description="The session this one was forked from, if any.")
+    kernel_id: KernelIdField = ""
+    notebook_path: NotebookPathField = ""
 
 
 class SessionSnapshot(Reply):
@@ -253,6 +279,14 @@ class SessionSnapshot(Reply):
     agent: str = ""
     last_event_seq: int = Field(description="Tail /events from here after a gap.")
     cost: float = 0.0
+    kernel_id: KernelIdField = ""
+    notebook_path: NotebookPathField = ""
+    pending: Event | None = Field(
+        None,
+        description="The prompt the running turn waits on (tool_call_confirmation, "
+        "max_iterations_reached or elicitation_request), as /events sent it; null when it "
+        "waits for nobody. A client that connects while a turn waits shows it from here.",
+    )
 
 
 class ModelChoice(Reply):
@@ -305,12 +339,6 @@ class BatchExportReply(Reply):
     timestamp: str
     sessions: list[dict[str, Any]]
     session_count: int
-
-
-class Event(Reply):
-    """One SSE ``data:`` payload (SPEC 4); the ``id:`` line carries its sequence number."""
-
-    type: str = Field(examples=["agent_choice"])
 
 
 ImportBody = Annotated[

@@ -119,6 +119,28 @@ async def session_ids(mgr: SessionManager) -> list[str]:
 # -- create_session -----------------------------------------------------------------------
 
 
+async def test_a_notebook_path_inside_the_root_is_stored_relative_to_it(
+    open_manager: OpenManager, tmp_path: Path
+) -> None:
+    """jupyter-server gives a kernel its notebook's absolute path (``JPY_SESSION_NAME``)."""
+    outside = str(tmp_path.parent / "elsewhere" / "b.ipynb")
+    cases = {
+        str(tmp_path / "nb" / "a.ipynb"): "nb/a.ipynb",
+        str(tmp_path / "nb" / ".." / "top.ipynb"): "top.ipynb",
+        outside: outside,
+        "docs/c.ipynb": "docs/c.ipynb",
+        "": "",
+    }
+    async with open_manager() as mgr:
+        for given, stored in cases.items():
+            session = await mgr.create_session({"notebook_path": given, "kernel_id": "k-1"})
+            assert session.notebook_path == stored, given
+            assert (await mgr.get_session(session.id)).notebook_path == stored
+    async with open_manager() as mgr:  # as stored, after a restart
+        paths = {(await mgr.get_session(s.id)).notebook_path for s in await mgr.get_sessions()}
+        assert paths == set(cases.values())
+
+
 async def test_create_from_nothing_gives_an_empty_persisted_session(
     open_manager: OpenManager, tmp_path: Path
 ) -> None:
@@ -809,12 +831,20 @@ async def test_snapshot(open_manager: OpenManager) -> None:
         assert snapshot["input_tokens"] == stored.input_tokens > 0
         assert snapshot["streaming"] is False and snapshot["agent"] == "root"
 
-        stream = await hold_turn(mgr, session.id)
+        assert snapshot["pending"] is None
+        assert (snapshot["kernel_id"], snapshot["notebook_path"]) == ("", "")
+
+        stream = await mgr.run_session(session.id, "default", "", LIST)
+        asked = (await read_until(stream, "tool_call_confirmation"))[-1]
         held = await mgr.get_session_snapshot(session.id)
         assert held["streaming"] is True
-        assert held["last_event_seq"] == mgr.last_event_seq(session.id)[0]
+        assert held["last_event_seq"] == mgr.last_event_seq(session.id)[0] == asked.seq
         assert held["last_event_seq"] > snapshot["last_event_seq"]
+        # A client arriving now shows the approval prompt from the snapshot alone.
+        assert held["pending"] == json.loads(asked.data)
+        assert held["pending"]["tool_call"]["function"]["name"] == "shell"
         await release_turn(mgr, session.id, stream)
+        assert (await mgr.get_session_snapshot(session.id))["pending"] is None
         with pytest.raises(UnknownSession):
             await mgr.get_session_snapshot("nope")
 

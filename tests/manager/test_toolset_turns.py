@@ -46,6 +46,9 @@ async def test_user_prompt_is_an_elicitation(tmp_path: Path) -> None:
             schema,
             "form",
         )
+        # A client that connects now shows the form from the snapshot.
+        pending = (await mgr.get_session_snapshot(session.id))["pending"]
+        assert pending == {k: v for k, v in request.items() if k != "seq"}
         await mgr.resume_elicitation(session.id, "accept", {"city": "Lyon"})
         rest = await read_until(stream, "stream_stopped")
         [response] = of_type(rest, "tool_call_response")

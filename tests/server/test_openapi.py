@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -14,7 +15,7 @@ from nbsession.server.base import NBSessionHandler
 from nbsession.server.handlers import NotFoundHandler
 from nbsession.server.routes import ROUTES
 
-from .conftest import PLACEHOLDERS, Fetch, new_session, user
+from .conftest import PLACEHOLDERS, Fetch, LiveStream, new_session, user
 
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")
 
@@ -107,6 +108,31 @@ async def test_replies_match_their_schemas(api: Fetch) -> None:
         assert reply.code == status, url
         operation = document["paths"][path][method.lower()]
         validator(document, operation, status).validate(reply.json())
+
+
+async def test_documented_session_fields_are_the_served_ones(
+    api: Fetch, stream: Callable[..., LiveStream]
+) -> None:
+    """Every field GET /api/sessions/{id} and /snapshot send is documented, with its type."""
+    document = await fetch_document(api)
+    schemas = document["components"]["schemas"]
+    session_id = await new_session(api, kernel_id="k-1", notebook_path="nb/a.ipynb")
+    live = stream("POST", f"api/sessions/{session_id}/agent/default", user("list the files"))
+    await live.until("tool_call_confirmation")
+    sessions = "/api/sessions/{session_id}"
+    for path, schema in [
+        (sessions, "SessionResponse"),
+        (f"{sessions}/snapshot", "SessionSnapshot"),
+    ]:
+        reply = await api("GET", path.format(session_id=session_id).lstrip("/"))
+        body = reply.json()
+        assert set(body) <= set(schemas[schema]["properties"]), path
+        assert (body["kernel_id"], body["notebook_path"]) == ("k-1", "nb/a.ipynb")
+        validator(document, document["paths"][path]["get"], 200).validate(body)
+        if schema == "SessionSnapshot":
+            assert body["pending"]["type"] == "tool_call_confirmation"
+    await api("POST", f"api/sessions/{session_id}/resume", {"confirmation": "reject"})
+    await live.until("stream_stopped")
 
 
 async def test_a_405_says_which_methods_the_path_has(api: Fetch) -> None:
