@@ -66,7 +66,11 @@ class Recorder:
         return thread
 
     def scenario(
-        self, prompt: str, answer: Callable[[Event, str], bool], model: str | None = None
+        self,
+        prompt: str,
+        answer: Callable[[Event, str], bool],
+        model: str | None = None,
+        agent: str = "default",
     ) -> list[Event]:
         session_id = self.client.post("/api/sessions", json={}).json()["id"]
         events: list[Event] = []
@@ -74,7 +78,7 @@ class Recorder:
         body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}]}
         if model:
             body["model"] = model
-        url = f"/api/sessions/{session_id}/agent/default"
+        url = f"/api/sessions/{session_id}/agent/{agent}"
         # A detached run goes on after its stream is closed; the turn is followed on /events.
         with self.client.stream("POST", url, json=body, params={"detach": "true"}) as response:
             response.raise_for_status()
@@ -115,6 +119,12 @@ def main() -> None:
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "notes.txt").write_text("hello\n")
+        agents = Path(tmp) / ".agents"
+        agents.mkdir()
+        # An agent with the filesystem toolset: its write_file confirmation carries a diff.
+        (agents / "files.yaml").write_text(
+            "agents:\n  root:\n    model: demo/offline\n    toolsets: [{type: filesystem}]\n"
+        )
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -125,6 +135,7 @@ def main() -> None:
                 "--allow-root",
                 f"--ServerApp.root_dir={tmp}",
                 "--NBSessionApp.db_path=:memory:",
+                f"--NBSessionApp.agents_dir={agents}",
             ],
             env={**os.environ, "NBSESSION_TOKEN": token},
             cwd=tmp,
@@ -160,8 +171,10 @@ def main() -> None:
                 return False
 
             never = on_confirm({})
-            scenarios = {
+            edit = 'call `write_file` with {"path": "notes.txt", "content": "hello\\nworld\\n"}'
+            scenarios: dict[str, tuple[Any, ...]] = {
                 "approve": ("list the files", on_confirm({"confirmation": "approve"})),
+                "write": (edit, on_confirm({"confirmation": "approve"}), None, "files"),
                 "reject": (
                     "run `date`",
                     on_confirm({"confirmation": "reject", "reason": "not now"}),
@@ -171,8 +184,8 @@ def main() -> None:
                 "cancel": ("list the files", cancel_on_confirm),
             }
             HERE.mkdir(exist_ok=True)
-            for name, (prompt, answer) in scenarios.items():
-                events = rec.scenario(prompt, answer)
+            for name, (prompt, answer, *rest) in scenarios.items():
+                events = rec.scenario(prompt, answer, *rest)
                 path = HERE / f"{name}.json"
                 path.write_text(json.dumps(events, indent=1) + "\n")
                 print(f"{path}: {len(events)} events")

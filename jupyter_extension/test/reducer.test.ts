@@ -71,7 +71,8 @@ describe('a turn that asks for approval and is approved', () => {
     });
     expect(tools(state)).toHaveLength(1);
     expect(tools(state)[0]).toMatchObject({ name: 'shell', state: 'pending', result: null });
-    expect(state.startedAt).toBe(Date.parse(events[1].event.timestamp as string));
+    const started = events.find(e => e.event.type === 'stream_started')!;
+    expect(state.startedAt).toBe(Date.parse(started.event.timestamp as string));
   });
 
   it('closes the prompt on the authorization event, whoever answered', () => {
@@ -96,7 +97,15 @@ describe('a turn that asks for approval and is approved', () => {
     expect(state.status).toBe('done');
     expect(state.title).toBe('List the files');
     expect(state.model).toBe('demo/offline');
-    expect(state.usage).toMatchObject({ inputTokens: 100, outputTokens: 86 });
+    const usage = events.filter(e => e.event.type === 'token_usage').pop()!.event.usage as {
+      input_tokens: number;
+      output_tokens: number;
+    };
+    expect(state.usage).toMatchObject({
+      inputTokens: usage.input_tokens,
+      outputTokens: usage.output_tokens
+    });
+    expect(usage.output_tokens).toBeGreaterThan(0);
     expect(state.exited).toBe('session deleted');
     expect(state.connection).toBe('closed');
     expect(state.lastSeq).toBe(events[events.length - 1].seq);
@@ -162,11 +171,13 @@ describe('reconnecting', () => {
   const events = fixture('approve');
   const waiting = snapshot('waiting');
 
-  it('rebuilds from a snapshot, and the replay restores the pending approval only', () => {
+  it('rebuilds from a snapshot with its pending approval; the replay adds nothing twice', () => {
     let state = reduce(initialState(), { type: 'pane.snapshot', snapshot: waiting });
     expect(state.entries.map(e => e.kind)).toEqual(['user', 'reasoning', 'text', 'tool']);
-    expect(state.status).toBe('running');
-    expect(state.approval).toBeNull(); // a snapshot does not say what is pending
+    // The snapshot says what the turn waits on: the prompt shows without any replay.
+    expect(state.status).toBe('waiting_approval');
+    expect(state.approval).toMatchObject({ kind: 'tool', toolName: 'shell', callId: 'call_1' });
+    expect(tools(state)[0].state).toBe('pending');
     // The pane then follows /events from 0: a replay up to the snapshot adds no text twice.
     state = replay(until(events, 'tool_call_confirmation'), state);
     expect(state.entries.map(e => e.kind)).toEqual(['user', 'reasoning', 'text', 'tool']);
@@ -189,6 +200,49 @@ describe('reconnecting', () => {
     const rebased = reduce(gapped, { type: 'pane.snapshot', snapshot: waiting });
     expect(rebased.needsSnapshot).toBe(false);
     expect(rebased.generation).toBe(gapped.generation + 1);
+  });
+
+  it('shows the pending prompt from the snapshot alone, when /events no longer has it', () => {
+    const state = reduce(initialState(), { type: 'pane.snapshot', snapshot: waiting });
+    // Only events after the snapshot follow (the ones before were evicted): none here.
+    expect(state.approval?.toolName).toBe('shell');
+    const answered = replay(events.filter(e => (e.seq ?? 0) > waiting.last_event_seq), state);
+    expect(answered.approval).toBeNull();
+    expect(answered.status).toBe('done');
+    expect(tools(answered)[0]).toMatchObject({ state: 'done', decision: 'approve' });
+  });
+
+  it('shows text streamed before the snapshot whose message was not stored yet', () => {
+    // A pane that opens while the model streams: the snapshot's seq covers some deltas,
+    // but the answer is stored only when the model call ends (at its token_usage).
+    const usageAt = events.findIndex(e => e.event.type === 'token_usage');
+    const midway = events.slice(0, usageAt - 3);
+    const before: Snapshot = {
+      ...waiting,
+      messages: (waiting.messages ?? []).slice(0, 1), // the user's message only
+      pending: null,
+      last_event_seq: midway[midway.length - 1].seq!
+    };
+    let state = reduce(initialState(), { type: 'pane.snapshot', snapshot: before });
+    state = replay(events, state);
+    expect(state.entries).toEqual(
+      replay(events).entries.map((e, i) => ({ ...e, key: state.entries[i].key }))
+    );
+  });
+
+  it('does not repeat streamed text the snapshot already stored', () => {
+    // The same moment a little later: the answer is stored, its token_usage not yet sent.
+    const usageAt = events.findIndex(e => e.event.type === 'token_usage');
+    const stored: Snapshot = {
+      ...waiting,
+      messages: (waiting.messages ?? []).slice(0, 2), // the user's message and the answer
+      pending: null,
+      last_event_seq: events[usageAt - 1].seq!
+    };
+    let state = reduce(initialState(), { type: 'pane.snapshot', snapshot: stored });
+    state = replay(events, state);
+    expect(texts(state)).toEqual(texts(replay(events)));
+    expect(texts(state, 'reasoning')).toEqual(texts(replay(events), 'reasoning'));
   });
 
   it('a gap right after a snapshot needs no second one', () => {

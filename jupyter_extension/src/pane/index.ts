@@ -22,7 +22,7 @@ export { elapsedMs, fromSnapshot, initialState, reduce, reduceAll } from './redu
 export { formFields, validate } from './schemaForm';
 export { SSEParser } from './sse';
 export * from './types';
-export { PaneView, statusText, usageText } from './view';
+export { PaneView, renderDiff, statusText, usageText } from './view';
 
 /**
  * Mount a pane on `host` that follows the session over the hosting server's REST API.

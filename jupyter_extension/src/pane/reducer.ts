@@ -43,6 +43,8 @@ export function initialState(sessionId = ''): PaneState {
     lastSeq: 0,
     snapshotSeq: 0,
     freshSnapshot: false,
+    unsaved: [],
+    snapshotTail: null,
     connection: 'connecting',
     needsSnapshot: false,
     exited: null,
@@ -79,9 +81,12 @@ export function reduce(
     return state; // events after a gap wait for the snapshot that re-bases them
   }
   const quiet = seq !== null && seq <= state.snapshotSeq;
-  const next = apply(state, event as WireEvent, quiet);
+  let next = apply(quiet ? state : showUnsaved(state), event as WireEvent, quiet);
   if (seq === null) {
     return next;
+  }
+  if (seq === state.snapshotSeq) {
+    next = showUnsaved(next); // the replay reached the snapshot's point
   }
   return { ...next, lastSeq: seq, freshSnapshot: false };
 }
@@ -123,7 +128,12 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
     case 'agent_choice':
     case 'agent_choice_reasoning':
       if (quiet) {
-        return state;
+        return keepUnsaved(
+          state,
+          event.type === 'agent_choice' ? 'text' : 'reasoning',
+          str(event.agent_name),
+          str(event.content)
+        );
       }
       return appendText(
         state,
@@ -183,8 +193,11 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
         status: 'waiting_input',
         notice: null
       };
-    case 'token_usage':
-      return isObject(event.usage) ? { ...state, usage: usage(event.usage) } : state;
+    case 'token_usage': {
+      // Announces the stored answer of a model call: text streamed before it is saved.
+      const saved = quiet ? { ...state, unsaved: [] } : state;
+      return isObject(event.usage) ? { ...saved, usage: usage(event.usage) } : saved;
+    }
     case 'session_title':
       return { ...state, title: str(event.title) };
     case 'agent_info':
@@ -198,6 +211,7 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
     case 'stream_stopped':
       return {
         ...state,
+        unsaved: [], // a cancelled turn stores what it streamed; a failed one never will
         status: stopStatus(str(event.reason), state),
         stopReason: str(event.reason),
         endedAt: time(event),
@@ -238,8 +252,53 @@ export function fromSnapshot(state: PaneState, snapshot: Snapshot): PaneState {
     freshSnapshot: true,
     generation: state.generation + 1
   };
-  for (const message of snapshot.messages ?? []) {
+  const messages = snapshot.messages ?? [];
+  for (const message of messages) {
     next = addMessage(next, message);
+  }
+  const last = messages[messages.length - 1]?.message;
+  if (last?.role === 'assistant') {
+    next = {
+      ...next,
+      snapshotTail: { text: last.content ?? '', reasoning: last.reasoning_content ?? '' }
+    };
+  }
+  // A turn waiting for a person: its prompt, even when /events no longer replays it.
+  if (isObject(snapshot.pending) && typeof snapshot.pending.type === 'string') {
+    next = apply(next, snapshot.pending as WireEvent, true);
+  }
+  return next;
+}
+
+/** Hold a delta replayed from before the snapshot: its message may not be stored yet. */
+function keepUnsaved(
+  state: PaneState,
+  kind: TextEntry['kind'],
+  agent: string,
+  content: string
+): PaneState {
+  const unsaved = state.unsaved.slice();
+  const last = unsaved[unsaved.length - 1];
+  if (last && last.kind === kind && last.agent === agent) {
+    unsaved[unsaved.length - 1] = { ...last, text: last.text + content };
+  } else {
+    unsaved.push({ kind, agent, text: content });
+  }
+  return { ...state, unsaved };
+}
+
+/** Show the held deltas, except what the snapshot's last message already holds. */
+function showUnsaved(state: PaneState): PaneState {
+  if (!state.unsaved.length) {
+    return state;
+  }
+  let next: PaneState = { ...state, unsaved: [] };
+  const tail = state.snapshotTail;
+  for (const part of state.unsaved) {
+    const stored = part.kind === 'text' ? tail?.text : tail?.reasoning;
+    if (stored !== part.text) {
+      next = appendText(next, part.kind, part.agent, part.text);
+    }
   }
   return next;
 }

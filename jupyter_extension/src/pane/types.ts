@@ -52,6 +52,10 @@ export interface Snapshot {
   streaming?: boolean;
   agent?: string;
   last_event_seq: number;
+  /** The prompt the running turn waits on (approval or form), as `/events` sent it. */
+  pending?: WireEvent | null;
+  kernel_id?: string;
+  notebook_path?: string;
   [key: string]: unknown;
 }
 
@@ -115,6 +119,12 @@ export interface ToolEntry {
   decision: string | null;
 }
 
+export interface UnsavedText {
+  kind: TextEntry['kind'];
+  agent: string;
+  text: string;
+}
+
 export interface NoticeEntry {
   kind: 'warning' | 'error';
   key: number;
@@ -175,6 +185,14 @@ export interface PaneState {
   snapshotSeq: number;
   /** True from a snapshot until the next sequenced event: a `gap` then needs no new one. */
   freshSnapshot: boolean;
+  /**
+   * Text streamed before the snapshot's `last_event_seq` whose message the snapshot may not
+   * hold yet (a model call's answer is stored when the call ends, at its `token_usage`).
+   * Shown once the replay reaches the snapshot's point, unless the snapshot had it after all.
+   */
+  unsaved: readonly UnsavedText[];
+  /** The snapshot's last message when it is the model's: what `unsaved` may repeat. */
+  snapshotTail: { text: string; reasoning: string } | null;
   connection: ConnectionStatus;
   /** A `gap` was seen: the state is stale until a snapshot arrives. */
   needsSnapshot: boolean;

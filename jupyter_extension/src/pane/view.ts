@@ -290,7 +290,7 @@ class ApprovalPrompt {
   ) {
     this.node.setAttribute('role', 'group');
     const question = el('div', 'nbsession-pane-question');
-    const detail = el('pre', 'nbsession-pane-tool-args');
+    const details: HTMLElement[] = [];
     if (approval.kind === 'max_iterations') {
       question.textContent =
         `The agent reached its limit of ${approval.maxIterations ?? '?'} model calls. ` +
@@ -298,8 +298,19 @@ class ApprovalPrompt {
       this.node.setAttribute('aria-label', 'Continue after the iteration limit?');
     } else {
       question.textContent = `Run ${approval.toolName}?`;
-      detail.textContent = approval.diff || prettyJson(approval.arguments);
       this.node.setAttribute('aria-label', `Approve the ${approval.toolName} tool call?`);
+      const args = el('pre', 'nbsession-pane-tool-args');
+      args.textContent = prettyJson(approval.arguments);
+      if (approval.diff) {
+        // A file edit: the change is what to judge; the raw arguments stay one click away.
+        const folded = el('details', 'nbsession-pane-prompt-args');
+        const summary = el('summary');
+        summary.textContent = 'Arguments';
+        folded.append(summary, args);
+        details.push(renderDiff(approval.diff), folded);
+      } else if (args.textContent) {
+        details.push(args);
+      }
     }
     const reason = el('input', 'nbsession-pane-reason') as HTMLInputElement;
     reason.type = 'text';
@@ -329,11 +340,7 @@ class ApprovalPrompt {
         this.buttons[this.buttons.length - 1].click();
       }
     });
-    this.node.append(question);
-    if (detail.textContent) {
-      this.node.append(detail);
-    }
-    this.node.append(row, reason, this.error);
+    this.node.append(question, ...details, row, reason, this.error);
   }
 
   private async answer(body: ResumeBody): Promise<void> {
@@ -478,6 +485,36 @@ class ElicitationForm {
       this.buttons.forEach(b => (b.disabled = false));
     }
   }
+}
+
+/**
+ * A unified diff as a block whose lines are marked `file` (the `---`/`+++` header), `hunk`
+ * (`@@`), `add`, `del` or `context`, so removed and added lines read apart at a glance.
+ * Text only: nothing in the diff is interpreted as HTML.
+ */
+export function renderDiff(diff: string): HTMLElement {
+  const block = el('pre', 'nbsession-pane-diff');
+  block.setAttribute('aria-label', 'Proposed change');
+  let inHunk = false;
+  for (const line of diff.replace(/\n$/, '').split('\n')) {
+    let kind: string;
+    if (line.startsWith('@@')) {
+      kind = 'hunk';
+      inHunk = true;
+    } else if (!inHunk) {
+      kind = 'file'; // header lines come before the first hunk
+    } else if (line.startsWith('+')) {
+      kind = 'add';
+    } else if (line.startsWith('-')) {
+      kind = 'del';
+    } else {
+      kind = 'context';
+    }
+    const node = el('span', `nbsession-pane-diff-${kind}`);
+    node.textContent = `${line}\n`;
+    block.appendChild(node);
+  }
+  return block;
 }
 
 export function statusText(state: PaneState, now: number): string {
