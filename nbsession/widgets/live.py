@@ -57,8 +57,9 @@ class TurnView:
         local = session.where.startswith("local:")
         self.pane = EventPane(session_id=session.id, base_url="" if local else "auto")
         self.answers_while_blocking = not local
-        """A relay-mode pane's clicks reach the kernel only between cells (see the README):
-        while ``run()`` blocks on a local session, it prints how else to answer."""
+        """A relay-mode pane's clicks reach a kernel busy in ``run()`` only over a kernel
+        subshell (JupyterLab's default, not every front end's): while ``run()`` blocks on a
+        local session, it also prints how else to answer (see the README)."""
         self.pane.on_action(self._act)
         self.pane.on_msg(self._on_view_message)
         self._relay: concurrent.futures.Future[None] | None = None

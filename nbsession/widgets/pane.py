@@ -19,6 +19,7 @@ No token ever goes into the widget's state: direct mode relies on the browser's 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,16 @@ class EventPane(anywidget.AnyWidget):
     _css = STATIC / "pane.css"
 
     session_id = traitlets.Unicode("").tag(sync=True)
+    pane_id = traitlets.Unicode().tag(sync=True)
+    """Unique per widget: the front end keeps this widget's relayed events under it from the
+    moment its model exists, so a view that renders while the kernel is busy misses none."""
     base_url = traitlets.Unicode("").tag(sync=True)
     """The Jupyter server's base URL path (e.g. ``/`` or ``/user/ada/``) for direct mode,
     ``"auto"`` for the page's own server when it has one, empty for relay mode."""
+
+    @traitlets.default("pane_id")
+    def _new_pane_id(self) -> str:
+        return uuid.uuid4().hex
 
     def __init__(self, session_id: str = "", base_url: str = "", **kwargs: Any) -> None:
         if not isinstance(self._esm, anywidget._file_contents.FileContents):
@@ -93,6 +101,29 @@ class EventPane(anywidget.AnyWidget):
         self._relayed: list[Mapping[str, Any]] = []
         self._action_callbacks: list[Callable[[Action], None]] = []
         self.on_msg(self._on_front_end_message)
+        self._answer_where_sent()
+
+    def _answer_where_sent(self) -> None:
+        """Handle the front end's messages on the kernel subshell it sent them to.
+
+        JupyterLab sends widget messages on a kernel subshell (``commsOverSubshells``, on by
+        default), which ipykernel 7 handles while the main shell runs a blocking cell. But
+        ipykernel routes a comm's incoming messages back to the shell its last outgoing one
+        came from, and the relay sends from the cell's context: the user's answers would then
+        wait behind the very ``run()`` they must unblock. Our handlers are thread-safe (they
+        only hand work to the SDK's loop), so they run wherever the message arrives.
+        """
+        comm = getattr(self, "comm", None)
+        route = getattr(comm, "_reply_subshell_for", None)
+        if route is None:  # another kernel, or an ipykernel without subshell routing
+            return
+
+        def where_sent(data: Any, default: str | None) -> str | None:
+            content = data.get("content") if isinstance(data, Mapping) else None
+            kind = content.get("kind") if isinstance(content, Mapping) else None
+            return default if kind in ACTION_KINDS or kind == "ready" else route(data, default)
+
+        comm._reply_subshell_for = where_sent  # type: ignore[union-attr]
 
     def relay(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Send one batch of events to the rendered views (relay mode), as one message.
@@ -117,11 +148,18 @@ class EventPane(anywidget.AnyWidget):
     ) -> None:
         kind = content.get("kind")
         if kind == "ready" and content.get("mode", "relay") == "relay":
-            # A view rendered after events were relayed: custom messages reach only views
-            # that exist, so it asks for what it missed (a direct-mode view reads /events).
-            for start in range(0, len(self._relayed), REPLAY_BATCH):
-                chunk = self._relayed[start : start + REPLAY_BATCH]
-                self.send({"kind": "events", "events": chunk})
+            # A view that rendered without the events relayed so far (its page was reloaded)
+            # asks for those after the last it shows (a direct-mode view reads /events).
+            since = content.get("since")
+            missed = [
+                item
+                for item in self._relayed
+                if not isinstance(since, int)
+                or not isinstance(item.get("seq"), int)
+                or item["seq"] > since
+            ]
+            for start in range(0, len(missed), REPLAY_BATCH):
+                self.send({"kind": "events", "events": missed[start : start + REPLAY_BATCH]})
         elif kind in ACTION_KINDS:
             body = content.get("body")
             action: Action = {"kind": kind, "body": dict(body) if isinstance(body, Mapping) else {}}

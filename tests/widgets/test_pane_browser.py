@@ -310,3 +310,51 @@ def test_stop_ends_a_long_turn_while_the_cell_blocks(
         page.screenshot(path=str(tmp_path / "stopped.png"))
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("comms", ["perCommTarget", "disabled"])
+def test_a_local_session_blocking_the_cell_in_relay_mode(
+    lab: Lab, browser: Browser, tmp_path: Path, comms: str
+) -> None:
+    """`local()`: the browser cannot reach the session, the kernel relays its events.
+
+    The pane shows the prompt although its view rendered while the cell was blocked. With
+    JupyterLab's widget messages on subshells (the default) a click reaches the busy kernel
+    and the turn goes on; with them off the click cannot reach it before the cell ends, and
+    the pane says so and what else works."""
+    _lab_setting(lab, {"commsOverSubshells": comms})
+    source = (
+        "import nbsession\n"
+        f"session = nbsession.local().create_session(working_dir={str(lab.root)!r})\n"
+        "result = session.run('list the files')\n"
+        "print('turn ended:', result.stop_reason)"
+    )
+    page, _notebook = _run_in_notebook(lab, browser, source)
+    try:
+        pane = page.locator(".nbsession-pane:visible")
+        approve = pane.get_by_role("button", name="Approve", exact=True)
+        expect(approve).to_be_visible()
+        expect(pane.locator(".nbsession-pane-answer").first).to_contain_text("I'll run ls -la")
+        prompt = page.locator(PROMPT)
+        assert prompt.inner_text() == "[*]:", "the cell must still be running at the click"
+        approve.click()
+        notice = pane.locator(".nbsession-pane-notice")
+        if comms == "disabled":
+            expect(notice).to_contain_text("Kernel Comms over subshells")
+            assert prompt.inner_text() == "[*]:"
+            page.screenshot(path=str(tmp_path / "relay-waiting-for-the-kernel.png"))
+            page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+            expect(prompt).to_have_text("[1]:")
+            return
+        card = pane.locator(".nbsession-pane-tool")
+        expect(card.locator(".nbsession-pane-tool-state")).to_have_text("done · approved")
+        expect(notice).to_be_hidden()
+        expect(pane.locator(".nbsession-pane-status")).to_contain_text("Done")
+        expect(prompt).to_have_text("[1]:")
+        expect(page.locator(".jp-OutputArea-output:visible").last).to_contain_text(
+            "turn ended: normal"
+        )
+        page.screenshot(path=str(tmp_path / "relay-finished.png"))
+    finally:
+        page.close()
+        _lab_setting(lab, {})

@@ -135,17 +135,23 @@ def test_relay_sends_one_batched_message_and_replays_to_late_views(
     assert batches == [{"kind": "events", "events": expected}]
 
     comm_id = output(messages).strip()
-    send_from_front_end(kernel, comm_id, {"kind": "ready", "mode": "relay"})
-    replayed: list[dict[str, Any]] = []
-    deadline = time.monotonic() + TIMEOUT
-    while sum(len(b["events"]) for b in replayed) < len(expected):
-        assert time.monotonic() < deadline, "the kernel did not replay the relayed events"
-        try:
-            msg = kernel.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
-        replayed.extend(customs([msg]))
-    assert [e for b in replayed for e in b["events"]] == expected
+
+    def replay(ready: dict[str, Any], count: int) -> list[dict[str, Any]]:
+        send_from_front_end(kernel, comm_id, ready)
+        replayed: list[dict[str, Any]] = []
+        deadline = time.monotonic() + TIMEOUT
+        while sum(len(b["events"]) for b in replayed) < count:
+            assert time.monotonic() < deadline, "the kernel did not replay the relayed events"
+            try:
+                msg = kernel.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            replayed.extend(customs([msg]))
+        return [e for b in replayed for e in b["events"]]
+
+    assert replay({"kind": "ready", "mode": "relay"}, len(expected)) == expected
+    # A view that shows events up to seq 1 gets the rest (and those without a seq).
+    assert replay({"kind": "ready", "mode": "relay", "since": 1}, 2) == expected[1:]
 
 
 def test_answers_from_a_relay_pane_reach_the_registered_callback(
