@@ -131,6 +131,28 @@ describe('a recorded turn in the DOM', () => {
     expect(buttonNamed(host, 'Stop').hidden).toBe(true);
   });
 
+  it('shows a running call\'s streamed output, then its result once', () => {
+    const events = fixture('approve');
+    const streamed = events.find(e => e.event.type === 'tool_call_output');
+    expect(streamed).toBeDefined(); // the shell streams its output as it runs
+    const { pane, host } = mount();
+    pane.dispatchAll(until(events, 'tool_call_output'));
+    pane.flush();
+    const card = host.querySelector<HTMLElement>('.nbsession-pane-tool')!;
+    const output = card.querySelector<HTMLElement>('.nbsession-pane-tool-output')!;
+    expect(output.hidden).toBe(false);
+    expect(output.textContent).toBe(streamed!.event.output);
+    expect(card.querySelector('.nbsession-pane-tool-state')!.textContent).toBe(
+      'running · approved'
+    );
+    pane.dispatchAll(events);
+    pane.flush();
+    expect(output.hidden).toBe(true);
+    const result = card.querySelector<HTMLElement>('.nbsession-pane-tool-result')!;
+    expect(result.hidden).toBe(false);
+    expect(result.textContent).toContain('notes.txt');
+  });
+
   it('marks a cancelled turn and its interrupted call', () => {
     const { pane, host } = mount();
     pane.dispatchAll(fixture('cancel'));

@@ -253,9 +253,12 @@ class ToolView implements EntryView {
       this.args.textContent = prettyJson(card.arguments);
     }
     if (card.output) {
-      this.outputNode.hidden = false;
       appendTo(this.output, card.output);
     }
+    // The output streamed while the call ran, until its result holds it all: then the
+    // result alone (a result that differs, cut or failed, shows below the stream).
+    this.outputNode.hidden =
+      !card.output || (card.result !== null && card.result.includes(card.output.trim()));
     if (card.result !== null && card.result !== previous?.result) {
       this.result.hidden = false;
       this.result.textContent = card.result;
