@@ -27,7 +27,21 @@ from ..tools import check_toolset, ignored_options
 log = logging.getLogger("nbsession.config")
 
 SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
-    {"fetch", "filesystem", "mcp", "memory", "script", "shell", "think", "todo", "user_prompt"}
+    {
+        "api",
+        "background_agents",
+        "fetch",
+        "filesystem",
+        "mcp",
+        "memory",
+        "openapi",
+        "plan",
+        "script",
+        "shell",
+        "think",
+        "todo",
+        "user_prompt",
+    }
 )
 
 _TOP_KEYS = frozenset({"version", "agents", "models", "providers", "permissions"})
@@ -39,6 +53,7 @@ _AGENT_KEYS = frozenset(
         "instruction",
         "toolsets",
         "sub_agents",
+        "handoffs",
         "max_iterations",
         "welcome_message",
         "commands",
@@ -222,6 +237,7 @@ class AgentConfig:
     instruction: str = ""
     toolsets: tuple[ToolsetConfig, ...] = ()
     sub_agents: tuple[str, ...] = ()
+    handoffs: tuple[str, ...] = ()
     max_iterations: int = 0
     welcome_message: str = ""
     commands: Mapping[str, CommandConfig] = field(default_factory=_frozen)
@@ -239,6 +255,7 @@ class AgentConfig:
             "toolsets": [toolset.to_json() for toolset in self.toolsets],
             "instruction": self.instruction,
             "sub_agents": list(self.sub_agents),
+            "handoffs": list(self.handoffs),
             "max_iterations": self.max_iterations,
             "commands": {name: command.to_json() for name, command in self.commands.items()},
         }
@@ -529,12 +546,13 @@ class _Parser:
             raise self.error("agents", "at least one agent is required")
         agents = {name: self.agent(name, entry, models) for name, entry in entries.items()}
         for agent in agents.values():
-            for index, sub_agent in enumerate(agent.sub_agents):
-                if sub_agent not in agents:
-                    raise self.error(
-                        f"agents.{agent.name}.sub_agents[{index}]",
-                        f"names no agent of this file: {sub_agent!r} (agents: {', '.join(agents)})",
-                    )
+            for key, names in (("sub_agents", agent.sub_agents), ("handoffs", agent.handoffs)):
+                for index, other in enumerate(names):
+                    if other not in agents:
+                        raise self.error(
+                            f"agents.{agent.name}.{key}[{index}]",
+                            f"names no agent of this file: {other!r} (agents: {', '.join(agents)})",
+                        )
         return agents
 
     def agent_entries(self, value: Any) -> dict[str, Any]:
@@ -557,6 +575,12 @@ class _Parser:
         key = f"agents.{name}"
         if not isinstance(value, dict):
             raise self.error(key, f"must be a mapping, not {_describe(value)}")
+        if "harness" in value:
+            raise self.error(
+                f"{key}.harness",
+                "harness agents (an external coding CLI such as claude-code or codex) are not "
+                "supported by nbsession",
+            )
         self.warn_unknown(key, value, _AGENT_KEYS)
         model = self.required_string(value, key, "model")
         self.model_ref(model, f"{key}.model", models)
@@ -568,6 +592,7 @@ class _Parser:
             instruction=self.string(value.get("instruction"), f"{key}.instruction"),
             toolsets=self.toolsets(value.get("toolsets"), f"{key}.toolsets"),
             sub_agents=self.string_list(value.get("sub_agents"), f"{key}.sub_agents"),
+            handoffs=self.string_list(value.get("handoffs"), f"{key}.handoffs"),
             max_iterations=max_iterations or 0,
             welcome_message=self.string(value.get("welcome_message"), f"{key}.welcome_message"),
             commands=_frozen(self.commands(value.get("commands"), f"{key}.commands")),
@@ -642,8 +667,14 @@ class _Parser:
         if not isinstance(value, dict):
             raise self.error(key, f"must be a string or a mapping, not {_describe(value)}")
         self.warn_unknown(key, value, _COMMAND_KEYS)
+        # docker-agent's agent-switching command (`agent:`, warned about above) has no text.
+        instruction = (
+            self.string(value.get("instruction"), f"{key}.instruction")
+            if "agent" in value
+            else self.required_string(value, key, "instruction")
+        )
         return CommandConfig(
-            instruction=self.required_string(value, key, "instruction"),
+            instruction=instruction,
             description=self.string(value.get("description"), f"{key}.description"),
         )
 

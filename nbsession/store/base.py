@@ -151,6 +151,10 @@ class Store(Protocol):
     ) -> None:
         """Replace the item holding the message ``message_id``; ``NotFound`` if none."""
 
+    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
+        """Replace the item at ``position`` (a sub-session that grows while its agent works);
+        ``NotFound`` if the session has no item there."""
+
     async def session_head(self, session_id: str) -> SessionHead:
         """The session's version and current lease owner; ``UnknownSession`` if absent."""
 

@@ -108,6 +108,13 @@ class MemoryStore:
                 return
         raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
 
+    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
+        items = self._get(session_id).messages
+        if not 0 <= position < len(items):
+            raise NotFound(f"Session {session_id!r} has no item at position {position}.")
+        items[position] = storable(item)
+        self._versions[session_id] += 1
+
     async def session_head(self, session_id: str) -> SessionHead:
         self._get(session_id)
         owner, expires = self._leases.get(session_id, (None, 0.0))

@@ -350,6 +350,25 @@ class SQLiteStore:
 
         await self._run(update)
 
+    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
+        values = _item_row(storable(item))
+
+        def replace(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "IMMEDIATE"):
+                changed = conn.execute(
+                    "UPDATE items SET message_id = ?, kind = ?, body = ?"
+                    " WHERE session_id = ? AND position = ?",
+                    (*values, session_id, position),
+                ).rowcount
+                if changed:
+                    _bump(conn, session_id)
+                    return
+                if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                    raise NotFound(f"Session {session_id!r} has no item at position {position}.")
+                raise UnknownSession(session_id)
+
+        await self._run(replace)
+
     async def session_head(self, session_id: str) -> SessionHead:
         def read(conn: sqlite3.Connection) -> SessionHead:
             row = conn.execute(

@@ -13,6 +13,8 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from .api import APIToolset
+from .background_agents import BackgroundAgentsToolset
 from .base import (
     ElicitationResult,
     FunctionTool,
@@ -28,6 +30,8 @@ from .fetch import FetchToolset
 from .filesystem import FilesystemToolset
 from .mcp import MCPToolset
 from .memory import MemoryToolset
+from .openapi import OpenAPIToolset
+from .plan import PlanToolset
 from .script import ScriptToolset
 from .shell import ShellToolset
 from .think import ThinkToolset
@@ -37,10 +41,14 @@ from .user_prompt import UserPromptToolset
 ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
 _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
+    APIToolset,
+    BackgroundAgentsToolset,
     FetchToolset,
     FilesystemToolset,
     MCPToolset,
     MemoryToolset,
+    OpenAPIToolset,
+    PlanToolset,
     ScriptToolset,
     UserPromptToolset,
     ShellToolset,
@@ -50,6 +58,10 @@ _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
 _OPTIONS_MODELS = {cls.type: cls.options_model for cls in _TOOLSET_CLASSES if cls.options_model}
 
 TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
+    APIToolset.type: lambda options, _env: APIToolset(options),
+    BackgroundAgentsToolset.type: lambda _options, _env: BackgroundAgentsToolset(),
+    OpenAPIToolset.type: lambda options, _env: OpenAPIToolset(options),
+    PlanToolset.type: PlanToolset,
     FetchToolset.type: lambda options, _env: FetchToolset(options),
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
     MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),
@@ -183,12 +195,16 @@ def _base_name(tool: Tool) -> str:
 
 __all__ = [
     "TOOLSET_FACTORIES",
+    "APIToolset",
+    "BackgroundAgentsToolset",
     "ElicitationResult",
     "FetchToolset",
     "FilesystemToolset",
     "FunctionTool",
     "MCPToolset",
     "MemoryToolset",
+    "OpenAPIToolset",
+    "PlanToolset",
     "ScriptToolset",
     "ShellToolset",
     "ThinkToolset",

@@ -68,6 +68,9 @@ class ElicitationResult:
 Elicit = Callable[[str, Mapping[str, Any]], Awaitable[ElicitationResult]]
 # Takes a piece of a running call's output (text as it comes, not yet the result).
 Output = Callable[[str], None]
+# Runs a sub-agent of the caller on a task, without a person to ask: (agent, task,
+# expected_output, its text as it comes) -> its answer, or why it could not work.
+RunAgent = Callable[[str, str, str, Output], Awaitable["ToolResult"]]
 
 
 @dataclass
@@ -78,12 +81,15 @@ class ToolContext:
     the host cannot ask (a headless run), so a tool must have a fallback. ``output(text)``
     shows a long-running call's output while it runs (``tool_call_output`` events); the
     result still carries everything the model should read, so a tool may call it freely.
+    ``run_agent`` runs one of the calling agent's sub-agents in the background (``None``
+    where there is no runtime to do it).
     """
 
     session_id: str
     working_dir: str
     elicit: Elicit | None = None
     output: Output | None = None
+    run_agent: RunAgent | None = None
 
 
 class Tool(ABC):

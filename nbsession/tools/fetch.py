@@ -5,19 +5,14 @@ the network on the model's say. The guards are docker-agent's: only http and htt
 domain allow and block lists are checked on every redirect hop; addresses that are not public
 (loopback, private ranges, link-local such as cloud metadata) are refused unless
 ``allow_private_ips``; robots.txt is honoured; configured headers are dropped when a redirect
-leaves the first host; a body is read up to 1 MiB and a request gives up after ``timeout``.
-
-Addresses are checked by resolving the host before each request, so a DNS answer that changes
-between the check and the connection could still slip through; docker-agent checks at dial
-time instead.
+leaves the first host; a body is read up to 1 MiB and a request gives up after ``timeout``
+(the address check's limits are in ``_http``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
-import socket
 import urllib.robotparser
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -27,9 +22,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from ._http import MAX_BODY, Refused, check_public_address, check_url, read_limited
 from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset, expand_env
 
-MAX_BODY = 1 << 20
 _MAX_ROBOTS = 64 * 1024
 _MAX_REDIRECTS = 10
 USER_AGENT = "nbsession-fetch (docker-agent compatible)"
@@ -73,10 +68,6 @@ class FetchResult:
     error: str = ""
 
 
-class _Refused(Exception):
-    """A URL this toolset will not fetch, or a fetch that failed; the text says why."""
-
-
 class FetchToolset(Toolset):
     """One tool, ``fetch`` (see the module docstring)."""
 
@@ -113,7 +104,7 @@ class FetchToolset(Toolset):
                 result = FetchResult(url=url)
                 try:
                     await self._fetch_one(client, url, args.format, result, robots)
-                except _Refused as exc:
+                except Refused as exc:
                     result.error = str(exc)
                 except httpx.HTTPError as exc:
                     result.error = f"request failed: {exc or type(exc).__name__}"
@@ -142,13 +133,13 @@ class FetchToolset(Toolset):
             robots[host_key] = await self._robots(client, url, first_host)
         parser = robots[host_key]
         if parser is not None and not parser.can_fetch(USER_AGENT, url):
-            raise _Refused("URL blocked by robots.txt")
+            raise Refused("URL blocked by robots.txt")
         headers = {"Accept": _ACCEPT[format], "User-Agent": USER_AGENT}
         async with self._get(client, url, headers, first_host) as response:
             result.statusCode = response.status_code
             result.status = f"{response.status_code} {response.reason_phrase}".strip()
             result.contentType = response.headers.get("content-type", "")
-            body, truncated = await _read_limited(response, MAX_BODY)
+            body, truncated = await read_limited(response, MAX_BODY)
         text = body.decode(response.encoding or "utf-8", errors="replace")
         if "text/html" in result.contentType and format != "html":
             text = html_to_markdown(text) if format == "markdown" else html_to_text(text)
@@ -164,38 +155,18 @@ class FetchToolset(Toolset):
 
     def _check_url(self, url: str) -> str:
         """The URL's host, if the URL is one this toolset may fetch (domains only)."""
-        parts = urlsplit(url)
-        if not parts.scheme or not parts.hostname:
-            raise _Refused("invalid URL: missing scheme or host")
-        if parts.scheme not in ("http", "https"):
-            raise _Refused("only HTTP and HTTPS URLs are supported")
-        host = parts.hostname
+        host = check_url(url)
         if any(matches_domain(host, p) for p in self._options.blocked_domains):
-            raise _Refused(f"URL host {host!r} is blocked by blocked_domains")
+            raise Refused(f"URL host {host!r} is blocked by blocked_domains")
         allowed = self._options.allowed_domains
         if allowed and not any(matches_domain(host, p) for p in allowed):
-            raise _Refused(f"URL host {host!r} is not in allowed_domains")
+            raise Refused(f"URL host {host!r} is not in allowed_domains")
         return host
 
     async def _check_address(self, url: str) -> None:
         """Refuse a host that resolves to a non-public address, unless allowed."""
-        if self._options.allow_private_ips:
-            return
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-        except socket.gaierror as exc:
-            raise _Refused(f"cannot resolve {host}: {exc.strerror}") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            mapped = getattr(address, "ipv4_mapped", None)
-            if not (mapped or address).is_global:
-                raise _Refused(
-                    f"{host} resolves to the non-public address {address}; set "
-                    "allow_private_ips on the fetch toolset to reach it"
-                )
+        if not self._options.allow_private_ips:
+            await check_public_address(url, "fetch")
 
     async def _robots(
         self, client: httpx.AsyncClient, url: str, first_host: str
@@ -208,8 +179,8 @@ class FetchToolset(Toolset):
                 if r.status_code == 404:
                     return None
                 if r.status_code != 200:
-                    raise _Refused(f"robots.txt check failed: unexpected status {r.status_code}")
-                body, _ = await _read_limited(r, _MAX_ROBOTS)
+                    raise Refused(f"robots.txt check failed: unexpected status {r.status_code}")
+                body, _ = await read_limited(r, _MAX_ROBOTS)
         except httpx.HTTPError:
             return None
         parser = urllib.robotparser.RobotFileParser()
@@ -253,21 +224,11 @@ class _Redirecting:
                 continue
             self._response = response
             return response
-        raise _Refused(f"stopped after {_MAX_REDIRECTS} redirects")
+        raise Refused(f"stopped after {_MAX_REDIRECTS} redirects")
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-async def _read_limited(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the body, and whether there was more."""
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > limit:
-            return bytes(body[:limit]), True
-    return bytes(body), False
 
 
 def matches_domain(host: str, pattern: str) -> bool:

@@ -81,6 +81,7 @@ class FilesystemOptions(BaseModel):
 
     ignore_vcs: bool = Field(True, description="Skip .git directories in listings and searches")
     post_edit: list[PostEdit] = Field(default_factory=list)
+    readonly: bool = Field(False, description="Offer only the tools that read")
 
 
 class ReadFileArgs(BaseModel):
@@ -168,7 +169,7 @@ class _Refused(Exception):
 class FilesystemToolset(Toolset):
     """docker-agent's filesystem tools, confined to the session's working directory.
 
-    Options: ``ignore_vcs`` and ``post_edit`` (see FilesystemOptions). Raises
+    Options: ``ignore_vcs``, ``post_edit`` and ``readonly`` (see FilesystemOptions). Raises
     ``pydantic.ValidationError`` (a ``ValueError``) when an option has the wrong type.
     """
 
@@ -262,6 +263,8 @@ class FilesystemToolset(Toolset):
         ]
 
     async def tools(self) -> list[Tool]:
+        if self._options.readonly:
+            return [tool for tool in self._tools if tool.definition.read_only]
         return list(self._tools)
 
     def _tool(

@@ -62,13 +62,25 @@ class MCPOptions(BaseModel):
     @model_validator(mode="after")
     def _one_server(self) -> MCPOptions:
         if self.ref:
-            raise ValueError(
-                f"ref {self.ref!r}: Docker MCP catalog references are not supported by "
-                "nbsession; give the server's command or remote.url instead"
-            )
+            self._gateway()
         if bool(self.command) == (self.remote is not None):
-            raise ValueError("an mcp toolset needs exactly one of command or remote.url")
+            raise ValueError("an mcp toolset needs exactly one of command, remote.url or ref")
         return self
+
+    def _gateway(self) -> None:
+        """``ref: docker:NAME``: the server NAME of Docker's MCP catalog, run as docker-agent
+        runs it, through the Docker MCP Toolkit's gateway (``docker mcp gateway run``) over
+        stdio. A machine without it gets the usual warning when the server cannot start."""
+        kind, _, server = self.ref.partition(":")
+        if kind != "docker" or not server:
+            raise ValueError(
+                f"ref {self.ref!r}: only Docker MCP catalog references (docker:NAME) are "
+                "supported; give the server's command or remote.url instead"
+            )
+        if self.command or self.remote is not None:
+            raise ValueError(f"ref {self.ref!r} cannot be combined with command or remote")
+        self.command = "docker"
+        self.args = ["mcp", "gateway", "run", "--servers", server]
 
     def describe(self) -> str:
         """A short, secret-free name for messages: the command, or the remote's URL."""
@@ -79,7 +91,7 @@ class MCPToolset(Toolset):
     """The tools of one MCP server (see the module docstring).
 
     Raises ``pydantic.ValidationError`` (a ``ValueError``) for options that name no server,
-    both kinds of server, or a catalog ``ref``.
+    both kinds of server, or a ``ref`` outside Docker's catalog.
     """
 
     type: ClassVar[str] = "mcp"

@@ -29,8 +29,8 @@ def team(toolset: str) -> str:
 @pytest.mark.parametrize(
     ("toolset", "problem"),
     [
-        ("- type: mcp\n  ref: docker:duckduckgo", "catalog references are not supported"),
-        ("- type: mcp", "exactly one of command or remote.url"),
+        ("- type: mcp\n  ref: github:x", "only Docker MCP catalog references"),
+        ("- type: mcp", "exactly one of command, remote.url or ref"),
         ("- type: mcp\n  command: x\n  args: x", "args: Input should be a valid list"),
         ("- type: shell\n  timeout: soon", "timeout: Input should be a valid integer"),
         ("- type: filesystem\n  post_edit: [{path: '*.py'}]", "post_edit.0.cmd: Field required"),

@@ -315,6 +315,27 @@ async def test_update_message_replaces_exactly_one(make_store: Callable[[], Stor
     assert got.messages == [session.messages[0], session.messages[1], replacement]
 
 
+async def test_replace_item_rewrites_a_growing_sub_session(make_store: Callable[[], Store]) -> None:
+    sub = Session(title="Transferred task", messages=[message_item("first")])
+    session = Session(messages=[message_item("a")])
+    async with opened(make_store()) as store:
+        await store.create_session(session)
+        position = await store.append_item(session.id, Item(sub_session=sub))
+        before = (await store.session_head(session.id)).version
+        sub.messages.append(message_item("second"))
+        await store.replace_item(session.id, position, Item(sub_session=sub, cost=0.5))
+        with pytest.raises(NotFound):
+            await store.replace_item(session.id, 7, Item(summary="x"))
+        with pytest.raises(UnknownSession):
+            await store.replace_item("no-such-session", 0, Item(summary="x"))
+        got = await store.get_session(session.id)
+        after = (await store.session_head(session.id)).version
+    stored = got.messages[position]
+    assert stored.sub_session is not None and stored.cost == 0.5
+    assert [m.message.content for m in stored.sub_session.chat_messages()] == ["first", "second"]
+    assert after == before + 1  # a write other servers notice
+
+
 async def test_list_summaries_newest_first_counting_messages_only(
     make_store: Callable[[], Store],
 ) -> None:

@@ -324,3 +324,10 @@ async def test_the_tools_key_keeps_only_the_listed_tools() -> None:
     ]
     with pytest.raises(ValueError, match="tools"):
         build_toolsets([("filesystem", {"tools": "read_file"})])
+
+
+async def test_readonly_offers_only_the_tools_that_read() -> None:
+    [toolset] = build_toolsets([("filesystem", {"readonly": True})])
+    names = {tool.definition.name for tool in await toolset.tools()}
+    assert "read_file" in names and "list_directory" in names
+    assert not names & {"write_file", "edit_file", "create_directory", "remove_directory"}

@@ -22,6 +22,7 @@ from nbsession.tools import (
     ToolResult,
     build_toolsets,
 )
+from nbsession.tools.mcp import MCPOptions
 
 from .test_shell import alive
 
@@ -195,9 +196,10 @@ async def test_tool_filter_and_name_prefix() -> None:
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
-        ({}, "exactly one of command or remote.url"),
-        ({**STDIO, "remote": {"url": "http://x"}}, "exactly one of command or remote.url"),
-        ({"ref": "docker:duckduckgo"}, "not supported"),
+        ({}, "exactly one of command, remote.url or ref"),
+        ({**STDIO, "remote": {"url": "http://x"}}, "exactly one of command, remote.url or ref"),
+        ({"ref": "smithery:x"}, "only Docker MCP catalog references"),
+        ({**STDIO, "ref": "docker:duckduckgo"}, "cannot be combined"),
         ({"remote": {"url": ""}}, "remote.url"),
         ({"command": "x", "args": "not-a-list"}, "args"),
     ],
@@ -205,3 +207,11 @@ async def test_tool_filter_and_name_prefix() -> None:
 def test_option_errors(options: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         MCPToolset(options)
+
+
+def test_a_docker_catalog_ref_runs_through_the_mcp_gateway() -> None:
+    options = MCPOptions.model_validate({"ref": "docker:duckduckgo"})
+    assert (options.command, options.args) == (
+        "docker",
+        ["mcp", "gateway", "run", "--servers", "duckduckgo"],
+    )
