@@ -442,7 +442,7 @@ class SessionManager:
         state.starting = True
         try:
             team = self.sources.get(agent_id)
-            agent = team.agent(agent_name or None)
+            agent = team.agent(agent_name or self._current_agent(session_id, team))
             if model:
                 resolve_ref(team, model)  # refused here, before any state changes
             await self._hold_lease(state)  # SessionBusy while another server runs it
@@ -1246,6 +1246,12 @@ class SessionManager:
         finally:
             state.reviving = False
             state.late_fields.clear()
+
+    def _current_agent(self, session_id: str, team: TeamConfig) -> str | None:
+        """The agent a run that names none goes on with: the one the session's runtime runs
+        as now (another than it was started for after a ``handoff``), else the root."""
+        live = self._live(session_id)
+        return live.runtime.agent_name if live is not None and live.runtime.team is team else None
 
     def _agent_name(self, session_id: str) -> str:
         """The agent the session runs on here ("" before its first run)."""

@@ -68,6 +68,7 @@ from ..tools.base import (
     Toolset,
     ToolsetEnv,
 )
+from ..tools.handoff import HandoffArgs, handed_off, handoff_tool
 from ..tools.transfer_task import START, TransferTaskArgs, member_task, transfer_task_tool
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
@@ -84,7 +85,7 @@ from .models import (
     usage_facts,
 )
 from .permissions import decide, exact_pattern
-from .recorder import SessionRecorder, SubSessionRecorder
+from .recorder import BackgroundRecorder, SessionRecorder, SubSessionRecorder
 from .title import fallback_title, generate_title
 from .tool_output import OutputRelay
 
@@ -212,10 +213,12 @@ class AgentRuntime:
         self.title_model = title_model
         self.data_dir = data_dir
         self._toolsets = list(toolsets)
-        # Tools of the runtime itself, not of a toolset: delegation to the sub-agents.
-        self._builtins = [transfer_task_tool(self._transfer)] if self.agent.sub_agents else []
+        self._builtins = self._builtin_tools()
         self._tools = {tool.definition.name: tool for tool in [*tools, *self._builtins]}
         self._delegate: AgentRuntime | None = None  # the sub-agent running a transfer_task
+        self._handed_off = False  # a handoff changed the agent: re-resolve the model
+        # A background agent has no one to ask: calls that would ask are refused.
+        self.interactive = True
         self._steer: deque[Message] = deque()
         self._followups: deque[Message] = deque()
         self._own_models = models is None  # a runtime on its own closes its models
@@ -250,17 +253,7 @@ class AgentRuntime:
         ``options`` are the capacities and ``title_model`` of ``__init__``.
         """
         agent = team.agent(agent_name)
-        env = ToolsetEnv(
-            working_dir=recorder.session.working_dir,
-            data_dir=data_dir,
-            source_id=team.source_id,
-            source_dir=os.path.dirname(team.path) if team.path else "",
-        )
-        toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
-        tools: list[Tool] = []
-        for toolset in toolsets:
-            if toolset.started:
-                tools.extend(await toolset.tools())
+        toolsets, tools = await _toolsets_of(agent, team, recorder.session.working_dir, data_dir)
         return cls(
             recorder=recorder,
             team=team,
@@ -270,6 +263,16 @@ class AgentRuntime:
             data_dir=data_dir,
             **options,
         )
+
+    def _builtin_tools(self) -> list[Tool]:
+        """Tools of the runtime itself, not of a toolset: delegation to the sub-agents and
+        handing the conversation to another agent."""
+        builtins = []
+        if self.agent.sub_agents:
+            builtins.append(transfer_task_tool(self._transfer))
+        if self.agent.handoffs:
+            builtins.append(handoff_tool(self._handoff))
+        return builtins
 
     # -- facts --------------------------------------------------------------------------
 
@@ -414,6 +417,9 @@ class AgentRuntime:
         """
         if not self.streaming or self._cancelling or self._ending:
             raise SessionNotRunning(self.session_id, "has no running turn to steer")
+        if self._delegate is not None:  # the sub-agent working on a transferred task reads it
+            self._delegate.steer(messages)
+            return
         if len(self._steer) + len(messages) > self.steer_capacity:
             raise QueueFull("steer", self.steer_capacity)
         self._steer.extend(messages)
@@ -707,6 +713,10 @@ class AgentRuntime:
                     break
                 limit = iterations + MORE_ITERATIONS
             iterations += 1
+            if self._handed_off:  # the agent handed to runs on its own model and tools
+                self._handed_off = False
+                resolved = self.current_model()
+                await self._start_toolsets()
             calls = await self._model_turn(resolved, state)
             if not calls:
                 if title_task is not None:  # a steer may arrive while the title is saved
@@ -723,19 +733,71 @@ class AgentRuntime:
     async def _transfer(self, args: TransferTaskArgs, ctx: ToolContext) -> ToolResult:
         """Run ``transfer_task``: the sub-agent works in a sub-session of this session, its
         events in this session's log between two ``agent_switching`` events, and its last
-        answer becomes the call's result (docker-agent's task transfer)."""
-        if args.agent not in self.agent.sub_agents:
-            names = ", ".join(self.agent.sub_agents)
-            return ToolResult(
-                f"Agent {args.agent!r} is not in the sub-agents list of {self.agent_name!r} "
-                f"({names}).",
-                is_error=True,
-            )
+        answer becomes the call's result (docker-agent's task transfer). Steered messages
+        reach it while it works."""
+        refusal = self._not_a_member(args.agent)
+        if refusal is not None:
+            return refusal
+        parent = self.recorder.session
+        sub, position = await self._open_sub_session(args, "Transferred task")
+        recorder = SubSessionRecorder(sub, self.recorder, position)
+        delegate = await self._member_runtime(recorder, args.agent)
+        emit = self.recorder.emit
+        emit(events.agent_switching(True, self.agent_name, delegate.agent_name))
+        emit(delegate._agent_info())
+        self._delegate = delegate
+        try:
+            return await delegate._work()
+        finally:
+            self._delegate = None
+            self._steer.extend(delegate._steer)  # steered after its last model call: ours now
+            await self._close_member(delegate, position)
+            emit(events.agent_switching(False, delegate.agent_name, self.agent_name))
+            emit(self._agent_info())
+            granted: dict[str, Any] = {}
+            if sub.tools_approved and not parent.tools_approved:
+                granted["tools_approved"] = True
+            if sub.permissions != parent.permissions:
+                granted["permissions"] = sub.permissions
+            if granted:  # what the user allowed inside the sub-agent holds for the session
+                await self.recorder.update(**granted)
+
+    async def _run_background(
+        self, agent: str, task: str, expected_output: str, on_text: Output
+    ) -> ToolResult:
+        """Run a sub-agent for the ``background_agents`` toolset: a sub-session stored like a
+        transferred task's, without events in this session's stream and without anyone to
+        ask (docker-agent's background agents)."""
+        refusal = self._not_a_member(agent)
+        if refusal is not None:
+            return refusal
+        args = TransferTaskArgs(agent=agent, task=task, expected_output=expected_output)
+        sub, position = await self._open_sub_session(args, "Background agent task")
+        recorder = BackgroundRecorder(sub, self.recorder, position, on_text)
+        delegate = await self._member_runtime(recorder, agent)
+        delegate.interactive = False
+        try:
+            return await delegate._work()
+        finally:
+            await self._close_member(delegate, position)
+
+    def _not_a_member(self, agent: str) -> ToolResult | None:
+        if agent in self.agent.sub_agents:
+            return None
+        names = ", ".join(self.agent.sub_agents)
+        return ToolResult(
+            f"Agent {agent!r} is not in the sub-agents list of {self.agent_name!r} ({names}).",
+            is_error=True,
+        )
+
+    async def _open_sub_session(self, args: TransferTaskArgs, title: str) -> tuple[Session, int]:
+        """Create and commit the sub-session a member works in (docker-agent's shape: the task
+        as a system message, then an implicit user message); returns it and its position."""
         parent = self.recorder.session
         member = self.team.agent(args.agent)
         now = utc_now().isoformat()
         sub = Session(
-            title="Transferred task",
+            title=title,
             working_dir=parent.working_dir,
             tools_approved=parent.tools_approved,
             permissions=parent.permissions,
@@ -758,33 +820,61 @@ class AgentRuntime:
                 ),
             ],
         )
-        delegate = await AgentRuntime.create(
-            SubSessionRecorder(sub, self.recorder),
+        # Stored now and rewritten at each of its messages: a crash keeps what it did.
+        position = await self.recorder.append(Item(sub_session=sub))
+        return sub, position
+
+    async def _member_runtime(self, recorder: SubSessionRecorder, member: str) -> AgentRuntime:
+        return await AgentRuntime.create(
+            recorder,
             self.team,
-            member.name,
+            member,
             data_dir=self.data_dir,
             models=self._models,
             title_model=TITLE_OFF,
+            steer_capacity=self.steer_capacity,
         )
-        emit = self.recorder.emit
-        emit(events.agent_switching(True, self.agent_name, member.name))
-        emit(delegate._agent_info())
-        self._delegate = delegate
-        try:
-            return await delegate._work()
-        finally:
-            self._delegate = None
-            await delegate.close()
-            emit(events.agent_switching(False, member.name, self.agent_name))
-            emit(self._agent_info())
-            await self.recorder.append(Item(sub_session=sub, cost=sub.cost or None))
-            granted: dict[str, Any] = {}
-            if sub.tools_approved and not parent.tools_approved:
-                granted["tools_approved"] = True
-            if sub.permissions != parent.permissions:
-                granted["permissions"] = sub.permissions
-            if granted:  # what the user allowed inside the sub-agent holds for the session
-                await self.recorder.update(**granted)
+
+    async def _close_member(self, delegate: AgentRuntime, position: int) -> None:
+        """Release the member's toolsets and store its sub-session with its cost."""
+        await delegate.close()
+        item = self.recorder.session.messages[position]
+        item.cost = delegate.recorder.session.cost or None
+        await self.recorder.item_changed(position)
+
+    async def _handoff(self, args: HandoffArgs, ctx: ToolContext) -> ToolResult:
+        """Run ``handoff``: this session goes on with another agent from the next model call
+        (its instruction, tools and model), as docker-agent's in-place agent switch."""
+        if args.agent not in self.agent.handoffs:
+            names = ", ".join(self.agent.handoffs)
+            return ToolResult(
+                f"Agent {self.agent_name} cannot hand off to {args.agent}: target agent not in "
+                f"handoffs list. Available agent IDs are: {names}",
+                is_error=True,
+            )
+        previous = self.agent_name
+        await self._become(args.agent)
+        return ToolResult(handed_off(previous))
+
+    async def _become(self, agent_name: str) -> None:
+        """Be another agent of the team: its toolsets replace this one's (closed), its
+        instruction heads the history, and ``_steps`` picks its model for the next call."""
+        agent = self.team.agent(agent_name)
+        working_dir = self.recorder.session.working_dir
+        toolsets, tools = await _toolsets_of(agent, self.team, working_dir, self.data_dir)
+        previous, self._toolsets = self._toolsets, toolsets
+        self.agent_name = agent.name
+        self._builtins = self._builtin_tools()
+        self._tools = {tool.definition.name: tool for tool in [*tools, *self._builtins]}
+        self._history = History(agent.instruction)
+        self._handed_off = True
+        self._warned = True  # the file's warnings were told when the turn began
+        for toolset in previous:
+            try:
+                await toolset.close()
+            except Exception:
+                log.exception("closing toolset %s failed", toolset.type)
+        self.recorder.emit(self._agent_info())
 
     async def _work(self) -> ToolResult:
         """A delegated task's turn, on this (sub-agent's) runtime: its answer, or why not."""
@@ -793,6 +883,7 @@ class AgentRuntime:
         except InvalidRequest as exc:
             return ToolResult(f"Agent {self.agent_name!r} cannot run: {exc.message}", is_error=True)
         state = _TurnState()
+        self.streaming = True  # steered messages are taken while it works
         try:
             await self._start_toolsets()
             await self._steps(resolved, state)
@@ -803,6 +894,8 @@ class AgentRuntime:
             errors = [item.error for item in self.recorder.session.messages if item.error]
             reason = errors[-1] if errors else "its turn failed"
             return ToolResult(f"Agent {self.agent_name!r} failed: {reason}", is_error=True)
+        finally:
+            self.streaming = False
         said = [m.message for m in self.recorder.session.chat_messages()]
         answers = [chat.content for chat in said if chat.role == "assistant"]
         return ToolResult(answers[-1] if answers else "")
@@ -811,16 +904,17 @@ class AgentRuntime:
         """``max_iterations`` reached: pause until ``/resume`` (SPEC 5). Approving goes on for
         ``MORE_ITERATIONS`` more model calls; rejecting ends the turn with docker-agent's stop
         message, committed as the agent's answer."""
-        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
-        self._confirmation = _Confirmation(call=None, future=future)
-        self.recorder.emit(events.max_iterations_reached(self.agent_name, limit))
-        try:
-            with self._doing("waiting_for_approval", ""):
-                answer, _reason = await future
-        finally:
-            self._confirmation = None
-        if answer != "reject":
-            return True
+        if self.interactive:
+            future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+            self._confirmation = _Confirmation(call=None, future=future)
+            self.recorder.emit(events.max_iterations_reached(self.agent_name, limit))
+            try:
+                with self._doing("waiting_for_approval", ""):
+                    answer, _reason = await future
+            finally:
+                self._confirmation = None
+            if answer != "reject":
+                return True
         text = MAX_ITERATIONS_STOPPED.format(limit=limit)
         chat = ChatMessage(role="assistant", content=text, created_at=utc_now().isoformat())
         sid, name = self.session_id, self.agent_name
@@ -1048,6 +1142,12 @@ class AgentRuntime:
                 result = ToolResult(
                     f"Denied: the permissions do not allow {call.function.name!r}.", is_error=True
                 )
+            elif decision == "ask" and not self.interactive:
+                result = ToolResult(
+                    f"Denied: {call.function.name!r} needs approval, and a background agent "
+                    "has no one to ask.",
+                    is_error=True,
+                )
             elif decision == "ask":
                 answer, reason = await self._confirm(call, tool.definition)
                 approval = cast("Approval", answer)
@@ -1123,8 +1223,9 @@ class AgentRuntime:
         return ToolContext(
             session_id=self.session_id,
             working_dir=self.recorder.session.working_dir,
-            elicit=self._elicit,
+            elicit=self._elicit if self.interactive else None,
             output=output,
+            run_agent=self._run_background,
         )
 
     async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
@@ -1260,6 +1361,25 @@ class AgentRuntime:
             log.exception("saving the title of session %s failed", self.session_id)
             return
         self.recorder.emit(events.session_title(self.session_id, self.agent_name, title))
+
+
+async def _toolsets_of(
+    agent: AgentConfig, team: TeamConfig, working_dir: str, data_dir: str
+) -> tuple[list[Toolset], list[Tool]]:
+    """The agent's fresh toolsets, and the tools of those that need no start (the others,
+    MCP servers, start at the beginning of a turn, where their events go)."""
+    env = ToolsetEnv(
+        working_dir=working_dir,
+        data_dir=data_dir,
+        source_id=team.source_id,
+        source_dir=os.path.dirname(team.path) if team.path else "",
+    )
+    toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
+    tools: list[Tool] = []
+    for toolset in toolsets:
+        if toolset.started:
+            tools.extend(await toolset.tools())
+    return toolsets, tools
 
 
 def _arguments(call: ToolCall) -> dict[str, Any] | ToolResult:

@@ -141,6 +141,13 @@ class SessionRecorder:
         if cancelled:
             raise asyncio.CancelledError
 
+    async def item_changed(self, position: int) -> None:
+        """Commit the item at ``position`` again: a sub-session in it grew or changed."""
+        write = self.store.replace_item(self.session.id, position, self.session.messages[position])
+        _, cancelled = await self._write(write)
+        if cancelled:
+            raise asyncio.CancelledError
+
     async def replace_message(self, message_id: str, item: Item) -> None:
         """Commit the replacement of the message ``message_id``, then apply it in memory."""
         update = self.store.update_message(self.session.id, message_id, item, owner=self.owner)
@@ -154,24 +161,38 @@ class SessionRecorder:
 
 
 class SubSessionRecorder(SessionRecorder):
-    """Records a sub-agent's session (``transfer_task``) in memory and publishes its events
-    to the parent session's log.
+    """Records a sub-agent's session (``transfer_task``) inside its parent's and publishes its
+    events to the parent session's log.
 
-    A sub-session is one item of its parent, as in docker-agent, so it is committed whole
-    when the delegation ends (``AgentRuntime._transfer``); until then its messages live only
-    here. A crash meanwhile loses them, and the parent's ``transfer_task`` call is answered as
-    interrupted when the session is next used, like any call cut short.
+    A sub-session is one item of its parent, as in docker-agent, at ``position``. Each change
+    (a message, a field) rewrites that item in the store through the parent's recorder, so a
+    crash mid-task keeps what the sub-agent did up to its last message; the parent's
+    ``transfer_task`` call is then answered as interrupted, like any call cut short.
     """
 
-    def __init__(self, session: Session, parent: SessionRecorder) -> None:
+    def __init__(self, session: Session, parent: SessionRecorder, position: int) -> None:
         super().__init__(session, parent.store, parent.log)
+        self.parent = parent
+        self.position = position
 
     async def append(self, item: Item, announce: Announce | None = None) -> int:
         self.session.messages.append(item)
         position = len(self.session.messages) - 1
+        try:
+            await self.parent.item_changed(self.position)
+        except asyncio.CancelledError:  # committed all the same (see ``_finish``)
+            if announce is not None:
+                self.emit(announce(position))
+            raise
+        except BaseException:
+            self.session.messages.pop()  # the store refused it: memory does not run ahead
+            raise
         if announce is not None:
             self.emit(announce(position))
         return position
+
+    async def item_changed(self, position: int) -> None:
+        await self.parent.item_changed(self.position)
 
     async def claim_title(self, title: str) -> bool:
         if self.session.title:
@@ -182,3 +203,24 @@ class SubSessionRecorder(SessionRecorder):
     async def update(self, **fields: Any) -> None:
         for name, value in fields.items():
             setattr(self.session, name, value)
+        await self.parent.item_changed(self.position)
+
+
+class BackgroundRecorder(SubSessionRecorder):
+    """A background agent's sub-session: stored like a transferred task's, but its events stay
+    out of the parent's stream (docker-agent drops them too); its text goes to ``on_text``."""
+
+    def __init__(
+        self,
+        session: Session,
+        parent: SessionRecorder,
+        position: int,
+        on_text: Callable[[str], None],
+    ) -> None:
+        super().__init__(session, parent, position)
+        self.on_text = on_text
+
+    def emit(self, event: dict[str, Any]) -> LogEntry | None:
+        if event.get("type") == "agent_choice":
+            self.on_text(event.get("content", ""))
+        return None

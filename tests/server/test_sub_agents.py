@@ -9,6 +9,9 @@ from typing import Any
 
 from peers.openai_server import OpenAIServer, Reply, ScriptedToolCall
 
+from nbsession.session import Item
+from nbsession.store import SQLiteStore
+
 from .conftest import Fetch, new_session, user
 
 TEAM = """
@@ -135,3 +138,101 @@ async def test_a_transfer_to_an_agent_not_in_the_list_is_refused(
     assert "'root' is not in the sub-agents list of 'root' (helper)" in told["content"]
     items = (await api("GET", f"api/sessions/{session_id}/recovery")).json()["messages"]
     assert not any("sub_session" in item for item in items)
+
+
+NESTED = """
+agents:
+  root:
+    model: m
+    instruction: Lead the team.
+    sub_agents: [helper]
+  helper:
+    model: m
+    instruction: Help.
+    sub_agents: [worker]
+  worker:
+    model: m
+    instruction: Work.
+    toolsets: [{{type: shell}}]
+models:
+  m: {{provider: openai, model: gpt-test, base_url: "{url}"}}
+"""
+
+
+async def stored_items(tmp_path: Path, session_id: str) -> list[Item]:
+    """The session's items as committed in the server's SQLite file (not its memory)."""
+    store = SQLiteStore(str(tmp_path / "sessions.db"))
+    await store.open()
+    try:
+        return (await store.get_session(session_id)).messages
+    finally:
+        await store.close()
+
+
+async def test_nested_delegation_is_stored_as_it_goes_and_steered(
+    api: Fetch, stream: Any, tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    to_helper = {"agent": "helper", "task": "Get the worker to echo"}
+    to_worker = {"agent": "worker", "task": "Echo from the shell"}
+    openai_server.script(
+        Reply(tool_calls=[ScriptedToolCall("transfer_task", to_helper, id="call_h")]),
+        Reply(tool_calls=[ScriptedToolCall("transfer_task", to_worker, id="call_w")]),
+        Reply(tool_calls=[ScriptedToolCall("shell", {"cmd": "echo from-worker"}, id="call_s")]),
+        Reply(text="worker done"),
+        Reply(text="helper done"),
+        Reply(text="all done"),
+    )
+    (tmp_path / "agents").mkdir(exist_ok=True)
+    (tmp_path / "agents" / "nested.yaml").write_text(NESTED.format(url=openai_server.url))
+    session_id = await new_session(api, title="nested")
+    path = f"api/sessions/{session_id}"
+    live = stream("POST", f"{path}/agent/nested", user("go"))
+
+    confirmation = await live.until("tool_call_confirmation")
+    assert confirmation["agent_name"] == "worker"
+    # Two levels down, mid-task: what the worker did so far is already in the store.
+    [helper_item] = [item for item in await stored_items(tmp_path, session_id) if item.sub_session]
+    assert helper_item.sub_session is not None
+    [worker_item] = [item for item in helper_item.sub_session.messages if item.sub_session]
+    assert worker_item.sub_session is not None
+    [worker_call] = [
+        m.message for m in worker_item.sub_session.chat_messages() if m.message.tool_calls
+    ]
+    assert worker_call.tool_calls is not None
+    assert worker_call.tool_calls[0].function.name == "shell"
+
+    # A steer reaches the agent that is working: the worker reads it at its next model call.
+    steered = await api("POST", f"{path}/steer", user("and say bye"))
+    assert steered.code == 202, steered.body
+    reply = await api("POST", f"{path}/resume", {"confirmation": "approve"})
+    assert reply.code == 200, reply.body
+    await live.reply()
+
+    events = [event for _seq, event in live.events]
+    assert events[-1]["type"] == "stream_stopped" and events[-1]["reason"] == "normal"
+    switching = [
+        (e["switching"], e["from_agent"], e["to_agent"])
+        for e in events
+        if e["type"] == "agent_switching"
+    ]
+    assert switching == [
+        (True, "root", "helper"),
+        (True, "helper", "worker"),
+        (False, "worker", "helper"),
+        (False, "helper", "root"),
+    ]
+    worker_second = openai_server.requests[3].messages
+    assert worker_second[-2]["role"] == "tool" and "from-worker" in worker_second[-2]["content"]
+    assert worker_second[-1] == {"role": "user", "content": "and say bye"}
+    assert openai_server.requests[4].messages[-1]["content"] == "worker done"
+    assert openai_server.requests[5].messages[-1]["content"] == "helper done"
+
+    # The tree, as stored: root -> helper's sub-session -> worker's sub-session.
+    [helper_item] = [item for item in await stored_items(tmp_path, session_id) if item.sub_session]
+    assert helper_item.sub_session is not None
+    helper_kinds = [item.kind for item in helper_item.sub_session.messages]
+    assert helper_kinds == ["message", "message", "message", "sub_session", "message", "message"]
+    [worker_item] = [item for item in helper_item.sub_session.messages if item.sub_session]
+    assert worker_item.sub_session is not None
+    worker_roles = [m.message.role for m in worker_item.sub_session.chat_messages()]
+    assert worker_roles == ["system", "user", "assistant", "tool", "user", "assistant"]
