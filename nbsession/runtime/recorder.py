@@ -141,9 +141,15 @@ class SessionRecorder:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def item_changed(self, position: int) -> None:
-        """Commit the item at ``position`` again: a sub-session in it grew or changed."""
-        write = self.store.replace_item(self.session.id, position, self.session.messages[position])
+    async def item_changed(self, position: int, leased: bool = True) -> None:
+        """Commit the item at ``position`` again: a sub-session in it grew or changed.
+
+        ``leased`` false writes whether or not this server holds the session's lease: a
+        background agent's sub-session, which may still grow after the turn that started it.
+        """
+        item = self.session.messages[position]
+        owner = self.owner if leased else ""
+        write = self.store.replace_item(self.session.id, position, item, owner=owner)
         _, cancelled = await self._write(write)
         if cancelled:
             raise asyncio.CancelledError
@@ -179,7 +185,7 @@ class SubSessionRecorder(SessionRecorder):
         self.session.messages.append(item)
         position = len(self.session.messages) - 1
         try:
-            await self.parent.item_changed(self.position)
+            await self.save()
         except asyncio.CancelledError:  # committed all the same (see ``_finish``)
             if announce is not None:
                 self.emit(announce(position))
@@ -191,8 +197,12 @@ class SubSessionRecorder(SessionRecorder):
             self.emit(announce(position))
         return position
 
-    async def item_changed(self, position: int) -> None:
-        await self.parent.item_changed(self.position)
+    async def save(self, leased: bool = True) -> None:
+        """Rewrite this sub-session's item in the parent, after a change inside it."""
+        await self.parent.item_changed(self.position, leased)
+
+    async def item_changed(self, position: int, leased: bool = True) -> None:
+        await self.save(leased)  # a sub-session nested in this one changed
 
     async def claim_title(self, title: str) -> bool:
         if self.session.title:
@@ -203,12 +213,13 @@ class SubSessionRecorder(SessionRecorder):
     async def update(self, **fields: Any) -> None:
         for name, value in fields.items():
             setattr(self.session, name, value)
-        await self.parent.item_changed(self.position)
+        await self.save()
 
 
 class BackgroundRecorder(SubSessionRecorder):
     """A background agent's sub-session: stored like a transferred task's, but its events stay
-    out of the parent's stream (docker-agent drops them too); its text goes to ``on_text``."""
+    out of the parent's stream (docker-agent drops them too) and its text goes to ``on_text``.
+    Its writes do not need the turn's lease, since it may work on after that turn ended."""
 
     def __init__(
         self,
@@ -224,3 +235,7 @@ class BackgroundRecorder(SubSessionRecorder):
         if event.get("type") == "agent_choice":
             self.on_text(event.get("content", ""))
         return None
+
+    async def save(self, leased: bool = True) -> None:
+        # It may outlive the turn that started it, and with it the turn's lease.
+        await self.parent.item_changed(self.position, leased=False)

@@ -151,7 +151,9 @@ class Store(Protocol):
     ) -> None:
         """Replace the item holding the message ``message_id``; ``NotFound`` if none."""
 
-    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
+    async def replace_item(
+        self, session_id: str, position: int, item: Item, owner: str = ""
+    ) -> None:
         """Replace the item at ``position`` (a sub-session that grows while its agent works);
         ``NotFound`` if the session has no item there."""
 

@@ -108,8 +108,10 @@ class MemoryStore:
                 return
         raise NotFound(f"Session {session_id!r} has no message with id {message_id!r}.")
 
-    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
-        items = self._get(session_id).messages
+    async def replace_item(
+        self, session_id: str, position: int, item: Item, owner: str = ""
+    ) -> None:
+        items = self._owned(session_id, owner).messages
         if not 0 <= position < len(items):
             raise NotFound(f"Session {session_id!r} has no item at position {position}.")
         items[position] = storable(item)

@@ -350,11 +350,14 @@ class SQLiteStore:
 
         await self._run(update)
 
-    async def replace_item(self, session_id: str, position: int, item: Item) -> None:
+    async def replace_item(
+        self, session_id: str, position: int, item: Item, owner: str = ""
+    ) -> None:
         values = _item_row(storable(item))
 
         def replace(conn: sqlite3.Connection) -> None:
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 changed = conn.execute(
                     "UPDATE items SET message_id = ?, kind = ?, body = ?"
                     " WHERE session_id = ? AND position = ?",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
+
+log = logging.getLogger("nbsession.tools.background_agents")
 
 MAX_RUNNING = 20
 MAX_TASKS = 100
@@ -195,6 +198,9 @@ class BackgroundAgentsToolset(Toolset):
             result: ToolResult = await work
         except asyncio.CancelledError:
             task.status = "stopped"
+        except Exception as exc:  # the runtime's own failure (the store refused a write)
+            log.exception("background agent task %s failed", task.id)
+            task.status, task.error = "failed", str(exc) or type(exc).__name__
         else:
             if result.is_error:
                 task.status, task.error = "failed", result.output

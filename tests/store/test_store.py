@@ -328,6 +328,8 @@ async def test_replace_item_rewrites_a_growing_sub_session(make_store: Callable[
             await store.replace_item(session.id, 7, Item(summary="x"))
         with pytest.raises(UnknownSession):
             await store.replace_item("no-such-session", 0, Item(summary="x"))
+        with pytest.raises(LeaseLost):  # a turn's write, while this server holds no lease
+            await store.replace_item(session.id, position, Item(summary="x"), owner="me")
         got = await store.get_session(session.id)
         after = (await store.session_head(session.id)).version
     stored = got.messages[position]
