@@ -868,7 +868,6 @@ class AgentRuntime:
         self._tools = {tool.definition.name: tool for tool in [*tools, *self._builtins]}
         self._history = History(agent.instruction)
         self._handed_off = True
-        self._warned = True  # the file's warnings were told when the turn began
         for toolset in previous:
             try:
                 await toolset.close()
