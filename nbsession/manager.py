@@ -1206,6 +1206,8 @@ class SessionManager:
                 continue
             state.live = None
             state.released = True
+            if state.binding is not None:  # the agent it runs as now (a handoff changes it)
+                state.binding = (state.binding[0], live.runtime.agent_name)
             released.append(live)
             excess -= 1
             event_log = state.log
@@ -1249,9 +1251,16 @@ class SessionManager:
 
     def _current_agent(self, session_id: str, team: TeamConfig) -> str | None:
         """The agent a run that names none goes on with: the one the session's runtime runs
-        as now (another than it was started for after a ``handoff``), else the root."""
-        live = self._live(session_id)
-        return live.runtime.agent_name if live is not None and live.runtime.team is team else None
+        as now (another than it was started for after a ``handoff``), or ran as before it
+        was released, else the root."""
+        state = self._sessions.get(session_id)
+        if state is None:
+            return None
+        if state.live is not None and state.live.runtime.team is team:
+            return state.live.runtime.agent_name
+        if state.binding is not None and state.binding[0] == team.source_id:
+            return state.binding[1]
+        return None
 
     def _agent_name(self, session_id: str) -> str:
         """The agent the session runs on here ("" before its first run)."""

@@ -142,3 +142,22 @@ async def test_background_agents_run_without_asking_and_are_stored(tmp_path: Pat
             assert item.sub_session.title == "Background agent task"
             roles = [m.message.role for m in item.sub_session.chat_messages()]
             assert roles == ["system", "user", "assistant", "tool", "assistant"]
+
+
+async def test_the_agent_handed_to_survives_the_runtime_being_released(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    openai_server.script(
+        Reply(tool_calls=[ScriptedToolCall("handoff", {"agent": "planner"})]),
+        Reply(text="planner here"),
+    )
+    write(tmp_path, "team", HANDOFF_TEAM.format(url=openai_server.url))
+    async with open_manager(tmp_path, max_live_runtimes=1) as mgr:
+        session = await mgr.create_session({"title": "t"})
+        await read_rest(await mgr.run_session(session.id, "team", "", user("plan it")))
+        other = await mgr.create_session({"title": "other"})
+        await read_rest(await mgr.run_session(other.id, "default", "", user("hello")))
+        assert (await mgr.ready_status())["active_sessions"] == 1  # the first one is released
+        assert (await mgr.get_session_status(session.id))["agent"] == "planner"
+        await read_rest(await mgr.run_session(session.id, "team", "", user("go on")))
+        assert openai_server.requests[-1].messages[0]["content"] == "Plan the work."
