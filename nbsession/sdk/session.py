@@ -81,22 +81,28 @@ class Models:
 def approval_hint(pending: Pending, where: str) -> str:
     """What a person reads when a turn waits and no pane shows it: what, and how to answer."""
     sid = pending.session_id
+    if where.startswith("local:"):
+        # A session inside this process: no server, sidebar or other kernel can reach it.
+        elsewhere, rest = "from the pane or another thread of this kernel", ""
+    else:
+        elsewhere = "from the sidebar or a pane, or from another thread, kernel or script"
+        rest = f"or over REST: POST {where}/api/sessions/{sid}/"
     if pending.kind == "approval":
         args = json.dumps(pending.arguments, ensure_ascii=False)
         if len(args) > 300:
             args = args[:300] + "…"
+        how = f"{rest}resume " + '{"confirmation": "approve"}' if rest else ""
         return (
             f"[nbsession] Session {sid} waits for approval: {pending.tool}({args})\n"
-            f"  Answer from the sidebar or a pane, or from another thread, kernel or script "
-            f"with session.approve(), .approve_session(), .approve_tool({pending.tool!r}) or "
-            f".reject('reason'), or over REST: POST {where}/api/sessions/{sid}/resume "
-            '{"confirmation": "approve"}. Interrupt to cancel the turn.'
+            f"  Answer {elsewhere} with session.approve(), .approve_session(), "
+            f".approve_tool({pending.tool!r}) or .reject('reason'){', ' + how if how else ''}. "
+            "Interrupt to cancel the turn."
         )
+    how = f"{rest}elicitation" if rest else ""
     return (
         f"[nbsession] Session {sid} asks: {pending.message}\n"
-        f"  Answer with session.answer({{...}}) or session.decline() (from another thread, "
-        f"kernel or script), or over REST: POST {where}/api/sessions/{sid}/elicitation. "
-        "Interrupt to cancel the turn."
+        f"  Answer {elsewhere} with session.answer({{...}}) or session.decline()"
+        f"{', ' + how if how else ''}. Interrupt to cancel the turn."
     )
 
 

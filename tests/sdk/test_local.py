@@ -16,6 +16,8 @@ from nbsession.sdk.errors import (
     TurnFailed,
     UnknownSession,
 )
+from nbsession.sdk.results import Pending
+from nbsession.sdk.session import approval_hint
 
 
 @pytest.fixture
@@ -110,3 +112,16 @@ async def test_cancelling_an_awaited_run_cancels_the_turn() -> None:
         assert (await session.status())["streaming"] is False
     finally:
         await client.aclose()
+
+
+def test_the_waiting_hint_of_a_local_session_names_only_what_reaches_it() -> None:
+    """No server serves a local() session: its hint offers no REST route, sidebar or kernel."""
+    approval = Pending("approval", "s1", tool="shell", arguments={"cmd": "ls"})
+    question = Pending("elicitation", "s1", message="Which city?")
+    for pending in (approval, question):
+        local = approval_hint(pending, "local::memory:")
+        assert "REST" not in local and "sidebar" not in local and "local:" not in local
+        assert "another thread of this kernel" in local
+        served = approval_hint(pending, "http://127.0.0.1:8888/nbsession")
+        assert "POST http://127.0.0.1:8888/nbsession/api/sessions/s1/" in served
+    assert "session.approve()" in approval_hint(approval, "local::memory:")

@@ -358,3 +358,30 @@ def test_a_local_session_blocking_the_cell_in_relay_mode(
     finally:
         page.close()
         _lab_setting(lab, {})
+
+
+def test_a_reload_while_a_turn_waits_shows_the_prompt_again(
+    lab: Lab, browser: Browser, tmp_path: Path
+) -> None:
+    """The rebuilt pane reads the pending approval (the snapshot's `pending`) and it works."""
+    session_id = _new_session(lab)
+    page = _open_pane(lab, browser, session_id)
+    try:
+        pane = page.locator(".nbsession-pane:visible")
+        start_detached_turn(lab, session_id, "list the files")
+        expect(pane.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+        snapshot = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()
+        assert snapshot["pending"]["type"] == "tool_call_confirmation"
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+        page.reload()
+        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+        rebuilt = page.locator(".nbsession-pane:visible")
+        expect(rebuilt.locator(".nbsession-pane-status")).to_contain_text("Waiting for approval")
+        expect(rebuilt.locator(".nbsession-pane-answer").first).to_contain_text("I'll run ls -la")
+        page.screenshot(path=str(tmp_path / "reloaded-waiting.png"))
+        rebuilt.get_by_role("button", name="Approve", exact=True).click()
+        expect(rebuilt.locator(".nbsession-pane-tool-state")).to_have_text("done · approved")
+        expect(rebuilt.locator(".nbsession-pane-status")).to_contain_text("Done")
+    finally:
+        page.close()
