@@ -64,6 +64,7 @@ from .session import (
 from .session_state import FollowUpInjector, Live, Phase, SessionState
 from .store import SessionHead, Store, SummaryCursor, open_store
 from .tools import build_toolsets
+from .tools.jupyter import JupyterHost
 
 log = logging.getLogger("nbsession.manager")
 
@@ -112,6 +113,9 @@ class ManagerConfig:
     lease_ttl: float = 30.0
     lease_renew_interval: float = 10.0
     server_id: str = ""
+    # The hosting Jupyter server's kernels and notebooks, for the jupyter toolset (None: it
+    # starts kernels of its own and reads notebooks from disk).
+    jupyter: JupyterHost | None = None
 
 
 @dataclass(frozen=True)
@@ -1168,6 +1172,7 @@ class SessionManager:
             team,
             agent_name,
             data_dir=self._data_dir(),
+            jupyter=self.config.jupyter,
             steer_capacity=self.config.steer_capacity,
             followup_capacity=self.config.followup_capacity,
             title_model=self.config.title_model,

@@ -32,6 +32,7 @@ SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
         "background_agents",
         "fetch",
         "filesystem",
+        "jupyter",
         "mcp",
         "memory",
         "openapi",

@@ -69,6 +69,7 @@ from ..tools.base import (
     ToolsetEnv,
 )
 from ..tools.handoff import HandoffArgs, handed_off, handoff_tool
+from ..tools.jupyter import JupyterHost
 from ..tools.transfer_task import START, TransferTaskArgs, member_task, transfer_task_tool
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
@@ -204,6 +205,7 @@ class AgentRuntime:
         title_model: str = "",
         models: ModelPool | None = None,
         data_dir: str = "",
+        jupyter: JupyterHost | None = None,
     ) -> None:
         self.recorder = recorder
         self.team = team
@@ -212,6 +214,7 @@ class AgentRuntime:
         self.followup_capacity = followup_capacity
         self.title_model = title_model
         self.data_dir = data_dir
+        self.jupyter = jupyter
         self._toolsets = list(toolsets)
         self._builtins = self._builtin_tools()
         self._tools = {tool.definition.name: tool for tool in [*tools, *self._builtins]}
@@ -244,16 +247,18 @@ class AgentRuntime:
         agent_name: str,
         *,
         data_dir: str = "",
+        jupyter: JupyterHost | None = None,
         **options: Any,
     ) -> AgentRuntime:
         """Build the agent's toolsets and list the tools of those that need no start (the
         others, MCP servers, start at the beginning of the first turn, where their events go).
 
         ``data_dir`` is where toolsets keep state across sessions (the memory toolset);
+        ``jupyter`` the hosting server's kernels and notebooks (the jupyter toolset);
         ``options`` are the capacities and ``title_model`` of ``__init__``.
         """
         agent = team.agent(agent_name)
-        toolsets, tools = await _toolsets_of(agent, team, recorder.session.working_dir, data_dir)
+        toolsets, tools = await _toolsets_of(agent, team, recorder.session, data_dir, jupyter)
         return cls(
             recorder=recorder,
             team=team,
@@ -261,6 +266,7 @@ class AgentRuntime:
             toolsets=toolsets,
             tools=tools,
             data_dir=data_dir,
+            jupyter=jupyter,
             **options,
         )
 
@@ -799,6 +805,8 @@ class AgentRuntime:
         sub = Session(
             title=title,
             working_dir=parent.working_dir,
+            kernel_id=parent.kernel_id,
+            notebook_path=parent.notebook_path,
             tools_approved=parent.tools_approved,
             permissions=parent.permissions,
             max_iterations=member.max_iterations,
@@ -830,6 +838,7 @@ class AgentRuntime:
             self.team,
             member,
             data_dir=self.data_dir,
+            jupyter=self.jupyter,
             models=self._models,
             title_model=TITLE_OFF,
             steer_capacity=self.steer_capacity,
@@ -860,8 +869,9 @@ class AgentRuntime:
         """Be another agent of the team: its toolsets replace this one's (closed), its
         instruction heads the history, and ``_steps`` picks its model for the next call."""
         agent = self.team.agent(agent_name)
-        working_dir = self.recorder.session.working_dir
-        toolsets, tools = await _toolsets_of(agent, self.team, working_dir, self.data_dir)
+        toolsets, tools = await _toolsets_of(
+            agent, self.team, self.recorder.session, self.data_dir, self.jupyter
+        )
         previous, self._toolsets = self._toolsets, toolsets
         self.agent_name = agent.name
         self._builtins = self._builtin_tools()
@@ -1363,15 +1373,22 @@ class AgentRuntime:
 
 
 async def _toolsets_of(
-    agent: AgentConfig, team: TeamConfig, working_dir: str, data_dir: str
+    agent: AgentConfig,
+    team: TeamConfig,
+    session: Session,
+    data_dir: str,
+    jupyter: JupyterHost | None,
 ) -> tuple[list[Toolset], list[Tool]]:
-    """The agent's fresh toolsets, and the tools of those that need no start (the others,
-    MCP servers, start at the beginning of a turn, where their events go)."""
+    """The agent's fresh toolsets for ``session``, and the tools of those that need no start
+    (the others, MCP servers, start at the beginning of a turn, where their events go)."""
     env = ToolsetEnv(
-        working_dir=working_dir,
+        working_dir=session.working_dir,
         data_dir=data_dir,
         source_id=team.source_id,
         source_dir=os.path.dirname(team.path) if team.path else "",
+        jupyter=jupyter,
+        kernel_id=session.kernel_id,
+        notebook_path=session.notebook_path,
     )
     toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
     tools: list[Tool] = []

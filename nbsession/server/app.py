@@ -208,6 +208,7 @@ class NBSessionApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the manager (no I/O yet: the store opens once the loop runs)."""
         from ..manager import ManagerConfig, SessionManager
+        from .jupyter_host import ServerJupyterHost
 
         assert self.serverapp is not None
         self._streams = set()
@@ -227,6 +228,7 @@ class NBSessionApp(ExtensionApp):
                 title_model=self.title_model.strip(),
                 lease_ttl=self.lease_ttl,
                 lease_renew_interval=self.lease_renew_interval,
+                jupyter=ServerJupyterHost(self.serverapp),
             )
         )
         if not (self.auth_token or self.serverapp.identity_provider.auth_enabled):

@@ -28,6 +28,7 @@ from .base import (
 )
 from .fetch import FetchToolset
 from .filesystem import FilesystemToolset
+from .jupyter import JupyterToolset
 from .mcp import MCPToolset
 from .memory import MemoryToolset
 from .openapi import OpenAPIToolset
@@ -64,6 +65,7 @@ TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     PlanToolset.type: PlanToolset,
     FetchToolset.type: lambda options, _env: FetchToolset(options),
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
+    JupyterToolset.type: JupyterToolset,
     MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),
     MemoryToolset.type: MemoryToolset,
     ScriptToolset.type: lambda options, _env: ScriptToolset(options),
@@ -201,6 +203,7 @@ __all__ = [
     "FetchToolset",
     "FilesystemToolset",
     "FunctionTool",
+    "JupyterToolset",
     "MCPToolset",
     "MemoryToolset",
     "OpenAPIToolset",

@@ -13,9 +13,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from .jupyter.host import JupyterHost
 
 
 @dataclass(frozen=True)
@@ -147,13 +150,19 @@ class ToolsetEnv:
     ``working_dir`` is the session's (where a local MCP server starts); ``data_dir`` is where a
     toolset may keep files across sessions (``""``: nowhere, so persistent state lasts as long
     as the runtime); ``source_id`` and ``source_dir`` name the agent file, so per-agent state
-    and relative paths in options resolve as docker-agent's do.
+    and relative paths in options resolve as docker-agent's do. ``jupyter`` is the hosting
+    Jupyter server's kernels and notebooks (None outside one), and ``kernel_id`` and
+    ``notebook_path`` the session's binding to a notebook kernel (SPEC 9), for the jupyter
+    toolset's defaults.
     """
 
     working_dir: str = ""
     data_dir: str = ""
     source_id: str = "default"
     source_dir: str = ""
+    jupyter: JupyterHost | None = None
+    kernel_id: str = ""
+    notebook_path: str = ""
 
 
 _ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")

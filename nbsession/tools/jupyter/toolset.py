@@ -1,0 +1,540 @@
+"""The ``jupyter`` toolset: run code in kernels, read and edit notebooks (SPEC 11).
+
+Kernels: ``run_code`` runs in the kernel of the notebook the session is bound to (a session
+created from a notebook's kernel records it), in a kernel given by id, or in a kernel of the
+toolset's own (``kernel_name`` option), started on first use and shut down with the session.
+The user's kernel is never interrupted for a request that did not start, and a busy one
+(running the user's cell, often the one that started this turn) is refused at once rather
+than queued behind that cell.
+
+Notebooks are read and saved through the host (the server's contents manager), confined to its
+root directory like the filesystem toolset's paths. Each edit's confirmation carries the
+unified diff of the cells; every edit keeps the previous version, and ``undo_last_edit`` puts
+it back unless the cells changed since (the user's own edits are never overwritten). The
+previous versions live in the toolset, so they last as long as the session's runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from ..base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from ..filesystem import PathEscape, resolve_inside
+from . import notebooks
+from .host import JupyterHost, NotebookNotFound, StandaloneHost, UnknownKernel
+from .kernel import Execution, KernelConnection
+from .outputs import bounded, outputs_text
+
+OWN = "own"
+UNDO_DEPTH = 50  # previous versions kept per toolset
+MAX_LISTED = 500  # notebooks list_notebooks shows
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+class JupyterOptions(BaseModel):
+    """The ``jupyter`` entry's options."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kernel: Literal["notebook", "own"] = Field(
+        "notebook",
+        description="Where run_code runs by default: the session's notebook kernel when it has "
+        "one (else the toolset's own kernel), or always the toolset's own kernel",
+    )
+    kernel_name: str = Field("", description="Kernel spec of the toolset's own kernel")
+    timeout: PositiveFloat = Field(60.0, description="Seconds a run may take before interrupt")
+    max_output: PositiveInt = Field(20_000, description="Characters of output a result keeps")
+    images_dir: str = Field(
+        ".nbsession/outputs",
+        description="Where images from run_code are saved, under the working dir ('' : not)",
+    )
+
+
+class RunCodeArgs(BaseModel):
+    code: str = Field(description="Code to run, as in a notebook cell")
+    kernel_id: str = Field(
+        "",
+        description="Kernel to run in: an id from list_kernels, 'own' for this toolset's own "
+        "kernel, or empty for the default (the kernel of the notebook this session belongs "
+        "to, else the toolset's own)",
+    )
+    timeout: PositiveFloat | None = Field(
+        None, le=3600, description="Seconds before the kernel is interrupted (default: 60)"
+    )
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class ListNotebooksArgs(BaseModel):
+    path: str = Field("", description="Directory to search, recursively (default: the root)")
+
+
+class NotebookArgs(BaseModel):
+    path: str = Field(
+        "", description="Notebook path (default: the notebook this session belongs to)"
+    )
+
+
+class ReadNotebookArgs(NotebookArgs):
+    start: int = Field(0, ge=0, description="First cell to show (0-based)")
+    limit: PositiveInt | None = Field(None, description="Cells to show (default: all)")
+    outputs: bool = Field(True, description="Show the cells' outputs")
+
+
+class InsertCellArgs(NotebookArgs):
+    index: int = Field(-1, description="Position of the new cell (0-based; -1: at the end)")
+    source: str = Field(description="The cell's text")
+    cell_type: notebooks.CellType = Field("code", description="code, markdown or raw")
+
+
+class ReplaceCellArgs(NotebookArgs):
+    index: int = Field(description="Cell to replace (0-based; -1: the last)")
+    source: str = Field(description="The cell's new text")
+    cell_type: notebooks.CellType | None = Field(None, description="New type (default: same)")
+
+
+class DeleteCellArgs(NotebookArgs):
+    index: int = Field(description="Cell to delete (0-based; -1: the last)")
+
+
+class _Refused(Exception):
+    """A call the model should read about as an error result."""
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A notebook edit worked out before it happens: what the preview shows and the call does."""
+
+    path: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    done: str
+
+
+class JupyterToolset(Toolset):
+    """Kernels and notebooks of the Jupyter server hosting the session (or of its own).
+
+    ``env.jupyter`` is the host's seam (None: a `StandaloneHost` over the working dir, owned
+    and closed by the toolset). Building one does no I/O: kernels start on first use.
+    """
+
+    type: ClassVar[str] = "jupyter"
+
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, env: ToolsetEnv | None = None
+    ) -> None:
+        env = env or ToolsetEnv()
+        self._options = JupyterOptions.model_validate(dict(options or {}))
+        self._env = env
+        self._served = env.jupyter is not None  # inside a Jupyter server
+        self._host: JupyterHost | None = env.jupyter
+        self._own_kernel = ""
+        self._kernel_lock = asyncio.Lock()  # starting the own kernel once
+        self._connections: dict[str, KernelConnection] = {}
+        self._edit_lock = asyncio.Lock()  # one read-modify-write of a notebook at a time
+        self._undo: list[_Change] = []
+        self._tools: list[Tool] = [
+            self._tool(
+                "run_code",
+                "Run Code",
+                "Run code in a Jupyter kernel and return its outputs (streams, results, "
+                "displays, errors with tracebacks; images are saved as files and referenced). "
+                "By default it runs in the kernel of the notebook this session belongs to, so "
+                "it sees the user's variables.",
+                RunCodeArgs,
+                self._run_code,
+                read_only=False,
+            ),
+            self._tool(
+                "list_kernels",
+                "List Kernels",
+                "List the running kernels: id, kernel name, state and the notebooks using them.",
+                NoArgs,
+                self._list_kernels,
+            ),
+            self._tool(
+                "list_notebooks",
+                "List Notebooks",
+                "List the notebooks under a directory, recursively.",
+                ListNotebooksArgs,
+                self._list_notebooks,
+            ),
+            self._tool(
+                "read_notebook",
+                "Read Notebook",
+                "Read a notebook's cells (numbered from 0, with ids) and their outputs.",
+                ReadNotebookArgs,
+                self._read_notebook,
+            ),
+            _EditTool(
+                self,
+                "insert_cell",
+                "Insert Cell",
+                "Insert a new cell into a notebook.",
+                InsertCellArgs,
+                self._plan_insert,
+            ),
+            _EditTool(
+                self,
+                "replace_cell",
+                "Replace Cell",
+                "Replace a cell's source (a code cell's outputs are cleared).",
+                ReplaceCellArgs,
+                self._plan_replace,
+            ),
+            _EditTool(
+                self,
+                "delete_cell",
+                "Delete Cell",
+                "Delete a cell from a notebook.",
+                DeleteCellArgs,
+                self._plan_delete,
+            ),
+            _EditTool(
+                self,
+                "undo_last_edit",
+                "Undo Last Edit",
+                "Undo this session's last edit of a notebook (of the given one, or of any), "
+                "unless its cells changed since.",
+                NotebookArgs,
+                self._plan_undo,
+                undo=True,
+            ),
+        ]
+
+    async def tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    def _tool(
+        self,
+        name: str,
+        title: str,
+        description: str,
+        args: type[ArgsT],
+        work: Callable[[ArgsT, ToolContext], Awaitable[ToolResult | str]],
+        *,
+        read_only: bool = True,
+    ) -> Tool:
+        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
+            try:
+                result = await work(parsed, ctx)
+            except _Refused as exc:
+                return ToolResult(str(exc), is_error=True)
+            return result if isinstance(result, ToolResult) else ToolResult(result)
+
+        return FunctionTool(
+            name=name,
+            description=description,
+            args=args,
+            func=run,
+            read_only=read_only,
+            title=title,
+            category=self.type,
+        )
+
+    # -- where things are ---------------------------------------------------------------
+
+    def host(self, ctx: ToolContext) -> JupyterHost:
+        if self._host is None:
+            self._host = StandaloneHost(self._env.working_dir or ctx.working_dir)
+        return self._host
+
+    def _api_path(self, ctx: ToolContext, path: str) -> str:
+        """``path`` (relative to the root, or absolute inside it) as an API path; raises
+        `_Refused` for one outside the root, lexically or through a link."""
+        root = self.host(ctx).root_dir
+        try:
+            real = resolve_inside(root, path)
+        except PathEscape as exc:
+            raise _Refused(str(exc).replace("working directory", "Jupyter root")) from None
+        relative = os.path.relpath(real, os.path.realpath(root))
+        return "" if relative == "." else relative.replace(os.sep, "/")
+
+    def _notebook_path(self, ctx: ToolContext, path: str) -> str:
+        if not path:
+            path = self._env.notebook_path
+            if not path:
+                raise _Refused(
+                    "No notebook given, and this session belongs to no notebook: pass a path "
+                    "(list_notebooks shows them)."
+                )
+        api = self._api_path(ctx, path)
+        if not api.endswith(".ipynb"):
+            raise _Refused(f"{path!r} is not a notebook (.ipynb)")
+        return api
+
+    async def _read(self, ctx: ToolContext, path: str) -> dict[str, Any]:
+        try:
+            return await self.host(ctx).read_notebook(path)
+        except NotebookNotFound:
+            raise _Refused(f"notebook not found: {path}") from None
+
+    # -- kernels ------------------------------------------------------------------------
+
+    async def _target(self, ctx: ToolContext, requested: str) -> str:
+        """The kernel id a run goes to."""
+        bound = self._env.kernel_id if self._served else ""
+        if requested == OWN or (not requested and (self._options.kernel == OWN or not bound)):
+            return await self._own(ctx)
+        kernel_id = requested or bound
+        host = self.host(ctx)
+        try:
+            info = await host.kernel(kernel_id)
+        except UnknownKernel:
+            whose = "given" if requested else "of this session's notebook"
+            raise _Refused(
+                f"The kernel {whose} ({kernel_id}) is not running: pick one from list_kernels "
+                f"or pass kernel_id {OWN!r} for this toolset's own kernel."
+            ) from None
+        if info.execution_state == "busy":
+            raise _Refused(
+                f"Kernel {kernel_id} is busy running another cell (perhaps the one that "
+                f"started this turn); try again once it is idle, or pass kernel_id {OWN!r} to "
+                "run in this toolset's own kernel."
+            )
+        return kernel_id
+
+    async def _own(self, ctx: ToolContext) -> str:
+        async with self._kernel_lock:
+            if not self._own_kernel:
+                host = self.host(ctx)
+                cwd = ""
+                with contextlib.suppress(_Refused):
+                    cwd = self._api_path(ctx, ctx.working_dir or host.root_dir)
+                self._own_kernel = await host.start_kernel(self._options.kernel_name, cwd)
+            return self._own_kernel
+
+    def _connection(self, ctx: ToolContext, kernel_id: str) -> KernelConnection:
+        connection = self._connections.get(kernel_id)
+        if connection is None:
+            host = self.host(ctx)
+            try:
+                client = host.kernel_client(kernel_id)
+            except UnknownKernel:
+                raise _Refused(f"kernel {kernel_id} is not running") from None
+            connection = KernelConnection(client, lambda: host.interrupt_kernel(kernel_id))
+            self._connections[kernel_id] = connection
+        return connection
+
+    async def _run_code(self, args: RunCodeArgs, ctx: ToolContext) -> ToolResult:
+        kernel_id = await self._target(ctx, args.kernel_id.strip())
+        timeout = args.timeout or self._options.timeout
+        connection = self._connection(ctx, kernel_id)
+        async with connection.lock:
+            execution = await connection.execute(args.code, timeout)
+        text = outputs_text(execution.outputs, self._image_saver(ctx))
+        return ToolResult(
+            bounded(_with_status(text, execution, timeout, kernel_id), self._options.max_output),
+            is_error=execution.status != "ok",
+        )
+
+    def _image_saver(self, ctx: ToolContext) -> Callable[[str, bytes], str]:
+        """Saves each image under ``images_dir`` and answers with its path (relative to the
+        working dir); without a usable ``images_dir``, only the type and size are told."""
+
+        def save(mime: str, data: bytes) -> str:
+            described = f"[{mime}, {len(data)} bytes"
+            if not self._options.images_dir:
+                return described + "]"
+            root = ctx.working_dir or self.host(ctx).root_dir
+            name = f"{uuid.uuid4().hex[:12]}.{EXTENSIONS.get(mime, 'svg')}"
+            try:
+                folder = resolve_inside(root, self._options.images_dir)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, name), "wb") as file:
+                    file.write(data)
+            except (PathEscape, OSError) as exc:
+                return f"{described}, not saved: {exc}]"
+            relative = os.path.relpath(os.path.join(folder, name), os.path.realpath(root))
+            return f"{described}, saved to {relative}]"
+
+        return save
+
+    async def _list_kernels(self, _args: NoArgs, ctx: ToolContext) -> str:
+        kernels = await self.host(ctx).list_kernels()
+        if not kernels:
+            return "No kernels are running."
+        lines = []
+        for kernel in kernels:
+            line = f"{kernel.id}  {kernel.name}  {kernel.execution_state}"
+            if kernel.notebooks:
+                line += "  notebooks: " + ", ".join(kernel.notebooks)
+            if kernel.id == self._own_kernel:
+                line += "  (this toolset's own kernel)"
+            elif self._served and kernel.id == self._env.kernel_id:
+                line += "  (this session's notebook kernel: the default)"
+            lines.append(line)
+        return "\n".join(lines)
+
+    # -- reading notebooks --------------------------------------------------------------
+
+    async def _list_notebooks(self, args: ListNotebooksArgs, ctx: ToolContext) -> str:
+        host = self.host(ctx)
+        start = self._api_path(ctx, args.path)
+        found: list[str] = []
+        pending = [start]
+        while pending and len(found) < MAX_LISTED:
+            directory = pending.pop(0)
+            try:
+                entries = await host.list_dir(directory)
+            except NotebookNotFound:
+                if directory == start:
+                    raise _Refused(f"not a directory: {args.path}") from None
+                continue
+            for entry in entries:
+                try:
+                    self._api_path(ctx, entry.path)  # a link out of the root is left out
+                except _Refused:
+                    continue
+                if entry.type == "directory":
+                    pending.append(entry.path)
+                elif entry.type == "notebook":
+                    found.append(entry.path)
+        if not found:
+            return "No notebooks found."
+        more = "\n...more notebooks not listed" if len(found) >= MAX_LISTED else ""
+        return "\n".join(found[:MAX_LISTED]) + more
+
+    async def _read_notebook(self, args: ReadNotebookArgs, ctx: ToolContext) -> str:
+        path = self._notebook_path(ctx, args.path)
+        notebook = await self._read(ctx, path)
+        count = len(notebooks.cells(notebook))
+        kernel = notebooks.kernel_name(notebook)
+        head = f"{path}: {count} cells" + (f", kernel {kernel}" if kernel else "")
+        body = notebooks.render(notebook, outputs=args.outputs, start=args.start, limit=args.limit)
+        return bounded(f"{head}\n\n{body}", self._options.max_output)
+
+    # -- editing notebooks --------------------------------------------------------------
+
+    async def _plan_insert(self, args: InsertCellArgs, ctx: ToolContext) -> _Change:
+        path = self._notebook_path(ctx, args.path)
+        before = await self._read(ctx, path)
+        after, index = _edit(notebooks.insert_cell, before, args.index, args.source, args.cell_type)
+        done = f"Inserted a {args.cell_type} cell at {index} in {path}"
+        return _Change(path, before, after, done)
+
+    async def _plan_replace(self, args: ReplaceCellArgs, ctx: ToolContext) -> _Change:
+        path = self._notebook_path(ctx, args.path)
+        before = await self._read(ctx, path)
+        after, index = _edit(
+            notebooks.replace_cell, before, args.index, args.source, args.cell_type
+        )
+        return _Change(path, before, after, f"Replaced cell {index} in {path}")
+
+    async def _plan_delete(self, args: DeleteCellArgs, ctx: ToolContext) -> _Change:
+        path = self._notebook_path(ctx, args.path)
+        before = await self._read(ctx, path)
+        after, index = _edit(notebooks.delete_cell, before, args.index)
+        return _Change(path, before, after, f"Deleted cell {index} of {path}")
+
+    async def _plan_undo(self, args: NotebookArgs, ctx: ToolContext) -> _Change:
+        wanted = self._api_path(ctx, args.path) if args.path else ""
+        last = next((c for c in reversed(self._undo) if c.path == wanted or not wanted), None)
+        if last is None:
+            where = f" of {wanted}" if wanted else ""
+            raise _Refused(f"Nothing to undo: this session made no edit{where} (or undid it).")
+        current = await self._read(ctx, last.path)
+        if not notebooks.same_cells(current, last.after):
+            raise _Refused(
+                f"{last.path} changed since the edit ({last.done}); undo refused so those "
+                "changes are not lost. Edit the cells instead."
+            )
+        return _Change(last.path, current, last.before, f"Undone: {last.done}")
+
+    async def apply(self, change: _Change, ctx: ToolContext, undo: bool) -> str:
+        """Save a planned edit; remember the previous version (or forget the undone one)."""
+        await self.host(ctx).write_notebook(change.path, change.after)
+        if undo:
+            index = max(i for i, c in enumerate(self._undo) if c.path == change.path)
+            del self._undo[index]
+        else:
+            self._undo.append(change)
+            del self._undo[:-UNDO_DEPTH]
+        count = len(notebooks.cells(change.after))
+        return f"{change.done} (now {count} cells)."
+
+    async def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+        if self._host is not None:
+            if self._own_kernel:
+                with contextlib.suppress(Exception):
+                    await self._host.shutdown_kernel(self._own_kernel)
+            if not self._served:
+                await self._host.close()
+                self._host = None
+        self._own_kernel = ""
+
+
+class _EditTool(FunctionTool[Any]):
+    """A notebook edit: planned for the confirmation's diff, planned again when it runs
+    (the notebook may have changed while the person read the confirmation)."""
+
+    def __init__(
+        self,
+        toolset: JupyterToolset,
+        name: str,
+        title: str,
+        description: str,
+        args: type[BaseModel],
+        plan: Callable[[Any, ToolContext], Awaitable[_Change]],
+        *,
+        undo: bool = False,
+    ) -> None:
+        self._toolset = toolset
+        self._plan = plan
+        self._undo = undo
+        super().__init__(
+            name=name,
+            description=description,
+            args=args,
+            func=self._run,
+            title=title,
+            category=toolset.type,
+        )
+
+    async def _run(self, args: Any, ctx: ToolContext) -> ToolResult:
+        async with self._toolset._edit_lock:
+            try:
+                change = await self._plan(args, ctx)
+                return ToolResult(await self._toolset.apply(change, ctx, self._undo))
+            except _Refused as exc:
+                return ToolResult(str(exc), is_error=True)
+
+    async def preview(self, arguments: Mapping[str, Any], ctx: ToolContext) -> str:
+        try:
+            change = await self._plan(self._args.model_validate(dict(arguments)), ctx)
+        except (ValueError, _Refused):
+            return ""  # the call itself will report what is wrong
+        return notebooks.diff(change.before, change.after, change.path)
+
+
+def _edit(edit: Callable[..., tuple[dict[str, Any], int]], *args: Any) -> tuple[Any, int]:
+    try:
+        return edit(*args)
+    except notebooks.CellError as exc:
+        raise _Refused(str(exc)) from None
+
+
+def _with_status(text: str, execution: Execution, timeout: float, kernel_id: str) -> str:
+    if execution.status == "not_started":
+        return (
+            f"Kernel {kernel_id} stayed busy with other work for {timeout:g} s: the code did not "
+            "start (it is still queued there and will run once the kernel is free)."
+        )
+    if execution.status == "timeout":
+        stopped = "" if execution.stopped else " but did not stop within a few seconds"
+        note = f"Timed out after {timeout:g} s: the kernel was interrupted{stopped}."
+        return f"{text}\n{note}" if text else note
+    return text or "(no output)"
