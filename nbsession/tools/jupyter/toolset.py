@@ -36,6 +36,7 @@ from .outputs import bounded, outputs_text
 OWN = "own"
 UNDO_DEPTH = 50  # previous versions kept per toolset
 MAX_LISTED = 500  # notebooks list_notebooks shows
+BUSY_GRACE = 5.0  # seconds a busy kernel may take to turn idle before a run is refused
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -289,20 +290,32 @@ class JupyterToolset(Toolset):
         kernel_id = requested or bound
         host = self.host(ctx)
         try:
-            info = await host.kernel(kernel_id)
+            await host.kernel(kernel_id)
         except UnknownKernel:
             whose = "given" if requested else "of this session's notebook"
             raise _Refused(
                 f"The kernel {whose} ({kernel_id}) is not running: pick one from list_kernels "
                 f"or pass kernel_id {OWN!r} for this toolset's own kernel."
             ) from None
-        if info.execution_state == "busy":
+        if not await self._idle(host, kernel_id):
             raise _Refused(
                 f"Kernel {kernel_id} is busy running another cell (perhaps the one that "
                 f"started this turn); try again once it is idle, or pass kernel_id {OWN!r} to "
                 "run in this toolset's own kernel."
             )
         return kernel_id
+
+    async def _idle(self, host: JupyterHost, kernel_id: str) -> bool:
+        """Whether the kernel is not busy, allowing ``BUSY_GRACE`` seconds for it to become
+        so: the server learns a kernel's state from its own IOPub stream, which may lag
+        behind the end of our previous request as our connection saw it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_GRACE
+        while (await host.kernel(kernel_id)).execution_state == "busy":
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def _own(self, ctx: ToolContext) -> str:
         async with self._kernel_lock:
