@@ -160,7 +160,7 @@ def test_connection_failures_name_the_url(live: Server, monkeypatch: pytest.Monk
     monkeypatch.setenv("NBSESSION_TOKEN", EXT_TOKEN)
     with nbsession.connect() as from_env:
         assert from_env.where == live.url
-        assert [a.name for a in from_env.agents()] == ["default"]
+        assert [a.name for a in from_env.agents()] == ["default", "jupyter"]
 
 
 async def test_async_client(live: Server) -> None:

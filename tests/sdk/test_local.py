@@ -27,7 +27,7 @@ def local() -> Iterator[nbsession.Client]:
 
 
 def test_the_bundled_agent_runs_with_no_arguments(local: nbsession.Client) -> None:
-    assert [a.name for a in local.agents()] == ["default"]
+    assert [a.name for a in local.agents()] == ["default", "jupyter"]
     session = local.create_session(title="local")
     result = session.run("what is 17*23")
     assert "391" in str(result) and result.ok

@@ -669,7 +669,7 @@ async def test_agent_routes_work_while_the_store_is_down(api: Fetch, nbsession_a
     nbsession_app.manager.start = unreachable
     assert (await api("GET", "api/sessions")).code == 500
     listing = await api("GET", "api/agents")
-    assert listing.code == 200 and [a["name"] for a in listing.json()] == ["default"]
+    assert listing.code == 200 and [a["name"] for a in listing.json()] == ["default", "jupyter"]
     assert (await api("GET", "api/agents/default")).code == 200
     assert (await api("GET", "api/agents/default/root/tools/count")).code == 200
 
