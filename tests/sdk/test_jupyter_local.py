@@ -11,16 +11,9 @@ import nbformat
 import pytest
 
 import nbsession
+from tests.tools.test_shell import alive
 
 DEADLINE = 60.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def call(tool: str, **arguments: object) -> str:

@@ -15,6 +15,8 @@ import nbformat
 
 from nbsession.tools import JupyterToolset, Tool, ToolContext, ToolResult, ToolsetEnv
 
+from .test_shell import alive
+
 DEADLINE = 60.0  # kernels start slowly on a loaded machine
 PIXEL = (  # a 1x1 PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
@@ -60,14 +62,6 @@ def write_notebook(path: Path, *sources: str, outputs: list[Any] | None = None) 
 
 def sources(path: Path) -> list[str]:
     return [cell.source for cell in nbformat.read(path, as_version=4).cells]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def wait_for(condition: Any, timeout: float = DEADLINE) -> None:
