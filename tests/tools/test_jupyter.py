@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pytest
 
+from nbsession.config import parse_team
+from nbsession.errors import AgentConfigError
 from nbsession.tools import JupyterToolset, Tool, ToolContext, ToolResult, ToolsetEnv
 
 from .test_shell import alive
@@ -243,3 +246,13 @@ async def test_paths_outside_the_root_and_bad_edits_are_refused(tmp_path: Path) 
         unknown = await k.call("run_code", code="1", kernel_id="no-such-kernel")
         assert unknown.is_error and "is not running" in unknown.output
         assert json.dumps(sources(root / "a.ipynb")) == '["x = 1"]'
+
+
+def test_bad_options_are_load_errors() -> None:
+    text = "agents:\n  root:\n    model: demo/offline\n    toolsets:\n      - {type: jupyter, %s}\n"
+    with pytest.raises(AgentConfigError) as caught:
+        parse_team(text % "kernel: elsewhere", path="/a/t.yaml", source_id="t")
+    assert "agents.root.toolsets[0]" in caught.value.message
+    assert "kernel: Input should be 'notebook' or 'own'" in caught.value.message
+    loaded = parse_team(text % "timeout: 5, kernel: own", path="/a/t.yaml", source_id="t")
+    assert loaded.agent("root").toolsets[0].type == "jupyter"

@@ -20,7 +20,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -53,7 +53,6 @@ class Entry:
     type: str
 
 
-@runtime_checkable
 class JupyterHost(Protocol):
     """Kernels and notebooks, as the toolset needs them from whoever hosts it.
 

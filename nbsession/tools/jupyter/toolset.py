@@ -306,16 +306,20 @@ class JupyterToolset(Toolset):
         return kernel_id
 
     async def _idle(self, host: JupyterHost, kernel_id: str) -> bool:
-        """Whether the kernel is not busy, allowing ``BUSY_GRACE`` seconds for it to become
-        so: the server learns a kernel's state from its own IOPub stream, which may lag
-        behind the end of our previous request as our connection saw it."""
+        """Whether the kernel is idle, or turns idle within ``BUSY_GRACE`` seconds: the server
+        learns a kernel's state from its own IOPub stream, which may lag behind the end of our
+        previous request as our connection saw it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_GRACE
-        while (await host.kernel(kernel_id)).execution_state == "busy":
+        while True:
+            try:
+                if (await host.kernel(kernel_id)).execution_state != "busy":
+                    return True
+            except UnknownKernel:
+                raise _Refused(f"kernel {kernel_id} stopped") from None
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(0.05)
-        return True
 
     async def _own(self, ctx: ToolContext) -> str:
         async with self._kernel_lock:
