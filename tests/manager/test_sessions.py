@@ -952,7 +952,8 @@ async def test_agents(open_manager: OpenManager, agents_dir: Path) -> None:
     (agents_dir / "broken.yaml").write_text(BROKEN_YAML)
     async with open_manager() as mgr:
         listed = {info.name: info for info in mgr.list_agents()}
-        assert list(listed) == ["broken", "default", "mine"]  # broken, listed with its error
+        # broken, listed with its error; default and jupyter are bundled
+        assert list(listed) == ["broken", "default", "jupyter", "mine"]
         assert listed["broken"].error is not None
         assert listed["mine"].error is None
         assert listed["default"].commands == ["ls", "math"]

@@ -82,7 +82,8 @@ async def test_agents_list_config_and_tool_count(api: Fetch, tmp_path: Path) -> 
     )
     listing = await api("GET", "api/agents")
     assert listing.code == 200
-    broken_row, default_row, wide_row = listing.json()  # broken: listed, with its error
+    # broken: listed, with its error; default and jupyter are bundled
+    broken_row, default_row, _jupyter_row, wide_row = listing.json()
     assert set(default_row) == {"name", "description", "multi", "commands"}
     assert wide_row["warnings"] == [  # what nbsession ignores is named, never dropped silently
         "wide.yaml: agents.root.add_date: not supported by nbsession, ignored",
