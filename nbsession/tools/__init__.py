@@ -46,6 +46,7 @@ _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
     BackgroundAgentsToolset,
     FetchToolset,
     FilesystemToolset,
+    JupyterToolset,
     MCPToolset,
     MemoryToolset,
     OpenAPIToolset,

@@ -248,11 +248,19 @@ async def test_paths_outside_the_root_and_bad_edits_are_refused(tmp_path: Path) 
         assert json.dumps(sources(root / "a.ipynb")) == '["x = 1"]'
 
 
+AGENT = "agents:\n  root:\n    model: demo/offline\n    toolsets:\n      - {type: jupyter, %s}\n"
+
+
 def test_bad_options_are_load_errors() -> None:
-    text = "agents:\n  root:\n    model: demo/offline\n    toolsets:\n      - {type: jupyter, %s}\n"
+    text = AGENT
     with pytest.raises(AgentConfigError) as caught:
         parse_team(text % "kernel: elsewhere", path="/a/t.yaml", source_id="t")
     assert "agents.root.toolsets[0]" in caught.value.message
     assert "kernel: Input should be 'notebook' or 'own'" in caught.value.message
     loaded = parse_team(text % "timeout: 5, kernel: own", path="/a/t.yaml", source_id="t")
     assert loaded.agent("root").toolsets[0].type == "jupyter"
+
+
+def test_options_it_does_not_read_are_named() -> None:
+    team = parse_team(AGENT % "kernal: x", path="/a/t.yaml", source_id="t")
+    assert any("toolsets[0].kernal" in warning for warning in team.warnings)

@@ -130,6 +130,7 @@ class JupyterToolset(Toolset):
     """
 
     type: ClassVar[str] = "jupyter"
+    options_model = JupyterOptions
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, env: ToolsetEnv | None = None
