@@ -1,0 +1,123 @@
+"""The jupyter toolset (standalone host): what running code and editing notebooks cost.
+
+- the first ``run_code`` of a session (it starts the toolset's own kernel), then the latency of
+  ``run_code("1 + 1")`` against the same request on a bare jupyter_client connection to the
+  same kernel (the toolset adds its target choice, output folding and formatting);
+- ``read_notebook`` of a 200-cell notebook with outputs, and one ``insert_cell``: its preview
+  (read + diff) and its call (read + write + undo record), against ``nbformat.read`` (for the
+  read) and ``nbformat.read`` + ``nbformat.write`` (for the edits) of the same file.
+
+    python benchmarks/bench_jupyter.py            # ~10 s on 2 cores
+    python benchmarks/bench_jupyter.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from _util import fmt, header, median, percentile, ratio, table
+
+from nbsession.tools import JupyterToolset, ToolContext, ToolsetEnv
+
+
+async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def row(name: str, ours: list[float], base: list[float]) -> list[object]:
+    return [
+        name,
+        fmt(median(ours), 2),
+        fmt(percentile(ours, 95), 2),
+        fmt(median(base), 2) if base else "-",
+        ratio(median(ours), median(base)) if base else "-",
+    ]
+
+
+async def bare_run(client: Any, code: str) -> None:
+    msg_id = client.execute(code)
+    while True:
+        msg = await client.get_iopub_msg(timeout=30)
+        if (
+            msg["parent_header"].get("msg_id") == msg_id
+            and msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return
+
+
+async def main(count: int) -> None:
+    header("bench_jupyter", f"{count} runs per row, standalone host (own kernel, files)")
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        toolset = JupyterToolset({}, ToolsetEnv(working_dir=folder))
+        tools = {tool.definition.name: tool for tool in await toolset.tools()}
+        ctx = ToolContext(session_id="bench", working_dir=folder)
+        rows = []
+        try:
+            start = time.perf_counter()
+            await tools["run_code"].call({"code": "1 + 1"}, ctx)
+            cold = [(time.perf_counter() - start) * 1000]
+            rows.append(row("first run_code (starts the kernel)", cold, []))
+
+            ours = await timed(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
+            client = toolset.host(ctx).kernel_client(toolset._own_kernel)
+            client.start_channels()
+            await client.wait_for_ready(timeout=30)
+            base = await timed(lambda: bare_run(client, "1 + 1"), count)
+            client.stop_channels()
+            rows.append(row("run_code 1 + 1", ours, base))
+
+            cells = []
+            for index in range(200):
+                cell = nbformat.v4.new_code_cell(f"value_{index} = {index}\nprint(value_{index})")
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 200)]
+                cells.append(cell)
+            path = root / "big.ipynb"
+            nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+
+            def plain_round_trip() -> None:
+                nbformat.write(nbformat.read(path, as_version=4), path)
+
+            async def bare() -> None:
+                await asyncio.to_thread(plain_round_trip)
+
+            async def bare_read() -> None:
+                await asyncio.to_thread(nbformat.read, path, 4)
+
+            read = await timed(
+                lambda: tools["read_notebook"].call({"path": "big.ipynb"}, ctx), count
+            )
+            rows.append(row("read_notebook, 200 cells", read, await timed(bare_read, count)))
+            base = await timed(bare, count)
+            insert = {"path": "big.ipynb", "index": 100, "source": "new = 1"}
+            preview = await timed(lambda: tools["insert_cell"].preview(insert, ctx), count)
+            rows.append(row("insert_cell preview (diff)", preview, base))
+            edit = await timed(lambda: tools["insert_cell"].call(insert, ctx), count)
+            rows.append(row("insert_cell call", edit, base))
+        finally:
+            await toolset.close()
+    table(
+        "milliseconds (baselines: a bare jupyter_client request; nbformat.read; read + write)",
+        ["operation", "p50", "p95", "baseline p50", "ratio"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(10 if args.quick else 50))
