@@ -153,6 +153,16 @@ def _joined(where: str, path: str) -> str:
     return f"{where}.{path}" if where else path
 
 
+def json_cut_short(text: str, error: json.JSONDecodeError) -> bool:
+    """Whether ``text`` failed to parse only because it ends too early (an interrupted copy,
+    download or upload), rather than because it is not JSON at all.
+
+    The decoder then either reaches the end wanting more, or a string runs into the end.
+    """
+    ended = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
+    return bool(text.strip()) and ended
+
+
 def session_record(notebook: Mapping[str, Any]) -> Mapping[str, Any]:
     """The raw session record of a notebook that ``notebook_to_session`` accepted."""
     return notebook["metadata"]["nbsession"]["session"]

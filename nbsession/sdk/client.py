@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..notebook import json_cut_short
 from ._runner import LoopThread, shared_loop
 from .discovery import find_server, kernel_origin
 from .errors import NBSessionError
@@ -194,9 +195,7 @@ def _read(path: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        # The decoder either reaches the end wanting more, or a string runs into the end.
-        ended = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        if text.strip() and ended:
+        if json_cut_short(text, exc):
             raise ValueError(
                 f"{path} is truncated: its JSON stops after {len(text)} characters, "
                 "before the notebook is complete."

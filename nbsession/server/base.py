@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from tornado.web import HTTPError, stream_request_body
 
 from ..errors import InvalidRequest, NBSessionError, RequestTooLarge, Unauthorized
+from ..notebook import json_cut_short
 from .errors import ErrorReply, error_reply
 
 if TYPE_CHECKING:
@@ -131,6 +132,13 @@ def parse_json(body: bytes) -> Any:
         )
     except RecursionError:
         raise _too_deep() from None
+    except json.JSONDecodeError as exc:
+        if json_cut_short(text, exc):
+            raise InvalidRequest(
+                f"The body is truncated: its JSON stops after {len(text)} characters.",
+                field="body",
+            ) from None
+        raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
     except ValueError as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.", field="body") from None
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(text):

@@ -593,6 +593,10 @@ async def test_notebook_export_and_import(api: Fetch) -> None:
     assert reply.headers["Content-Disposition"] == f'attachment; filename="{session_id}.ipynb"'
     assert reply.json()["nbformat"] == 4
     await api("DELETE", f"api/sessions/{session_id}")
+    cut = await api("POST", "api/sessions/import", raw=reply.body[: len(reply.body) // 2])
+    assert (cut.code, cut.error_code) == (400, "invalid_request")
+    assert "The body is truncated: its JSON stops after" in cut.json()["message"]
+    assert (await api("GET", "api/sessions")).json() == []
     imported = await api("POST", "api/sessions/import", reply.json())
     assert imported.code == 201 and imported.json()["title"] == "nb"
 
