@@ -42,6 +42,7 @@ from .notebook import (
     session_record,
     session_to_notebook,
 )
+from .runtime.deltas import DEFAULT_INTERVAL
 from .runtime.loop import AgentRuntime, Run
 from .runtime.models import ModelPool, resolve_ref
 from .runtime.recorder import SessionRecorder
@@ -106,6 +107,9 @@ class ManagerConfig:
     max_live_runtimes: int = 64
     # The model that names sessions: "" the session's own, a model ref, or "off" (SPEC 11).
     title_model: str = ""
+    # Streamed text deltas arriving within this many seconds go out as one event (0: one
+    # event per delta); see ``runtime/deltas.py``.
+    delta_flush_interval: float = DEFAULT_INTERVAL
     # The turn lease in the store (several servers on one store): held while a turn runs,
     # renewed every ``lease_renew_interval`` seconds, and free ``lease_ttl`` seconds after
     # its server stopped renewing it (a crash). ``server_id`` names this manager in it
@@ -1021,7 +1025,12 @@ class SessionManager:
 
     def new_recorder(self, session: Session) -> SessionRecorder:
         """The recorder a runtime built outside the manager must write through."""
-        return SessionRecorder(session, self.store, self._log(session.id))
+        return SessionRecorder(
+            session,
+            self.store,
+            self._log(session.id),
+            delta_interval=self.config.delta_flush_interval,
+        )
 
     def session_phase(self, session_id: str) -> Phase:
         """Where the session is in its life on this server (``idle`` if never touched here)."""
@@ -1165,7 +1174,12 @@ class SessionManager:
             head = await self.store.session_head(session_id)  # first: see ``_refresh``
             session = await self._stored(session_id)
             recorder = SessionRecorder(
-                session, self.store, self._log(session_id), head.version, owner=self.server_id
+                session,
+                self.store,
+                self._log(session_id),
+                head.version,
+                owner=self.server_id,
+                delta_interval=self.config.delta_flush_interval,
             )
         runtime = await AgentRuntime.create(
             recorder,

@@ -9,6 +9,7 @@ tool call, so approvals and tool cards can be tried anywhere:
 - "what is 17*23"                     -> ``think`` (read-only, runs without asking), then the answer
 - "make a plan" / "todo"              -> ``create_todos``
 - "call `<tool>` with {json}"         -> that tool with those arguments (any tool of the agent)
+- "stream 10000 words"                -> that many words, one streamed delta each (flood tests)
 Anything else gets an honest answer saying this is an offline demo model.
 """
 
@@ -51,6 +52,9 @@ _MATH = re.compile(
     r"what(?: is|'s)\s+(-?\d+(?:\.\d+)?)\s*([-+*/x\u00d7])\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE
 )
 _PLAN = re.compile(r"\b(todo|to-do|make a plan|plan)\b", re.IGNORECASE)
+_STREAM = re.compile(r"\bstream\s+(\d+)\s+words\b", re.IGNORECASE)
+MAX_STREAMED_WORDS = 100_000
+_WORDS = ("a", "long", "answer", "streamed", "to", "the", "pane", "word", "by", "word")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ async def _respond(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterat
 
 
 def _plan_for(prompt: str, tools: set[str]) -> _Plan:
+    stream = _STREAM.search(prompt)
+    if stream:
+        count = min(int(stream.group(1)), MAX_STREAMED_WORDS)
+        return _Plan(reasoning="", text=_streamed_words(count))
     call = _CALL.search(prompt)
     if call and call.group(1) in tools:
         name, args = call.group(1), call.group(2) or "{}"
@@ -166,6 +174,11 @@ def _after_tools(returns: list[ToolReturnPart], messages: list[ModelMessage]) ->
             parts.append(f"`{ret.tool_name}` said:\n\n{content}")
     parts.append("\n(Answered by the offline demo model.)")
     return "\n\n".join(parts)
+
+
+def _streamed_words(count: int) -> str:
+    """``count`` words, which ``_chunks`` streams as ``count`` deltas."""
+    return " ".join(_WORDS[i % len(_WORDS)] for i in range(count)) + "."
 
 
 def _compute(left: float, op: str, right: float) -> str:

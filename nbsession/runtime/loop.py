@@ -1061,17 +1061,18 @@ class AgentRuntime:
             self._cooldown = _Cooldown(index=index, until=time.monotonic() + seconds)
 
     def _relay(self, event: object, state: _TurnState, calls: dict[int, ToolCallPart]) -> None:
-        """Forward one streamed part event to the session's log as docker-agent events."""
-        sid, name = self.session_id, self.agent_name
+        """Forward one streamed part event to the session's log as docker-agent events (text
+        deltas merged by the recorder, see ``deltas.py``)."""
+        sid, name, emit_delta = self.session_id, self.agent_name, self.recorder.emit_delta
         if isinstance(event, PartStartEvent):
             part = event.part
             state.streamed = True
             if isinstance(part, TextPart) and part.content:
                 state.text += part.content
-                self.recorder.emit(events.agent_choice(sid, name, part.content))
+                emit_delta(events.agent_choice(sid, name, part.content))
             elif isinstance(part, ThinkingPart) and part.content:
                 state.reasoning += part.content
-                self.recorder.emit(events.agent_choice_reasoning(sid, name, part.content))
+                emit_delta(events.agent_choice_reasoning(sid, name, part.content))
             elif isinstance(part, ToolCallPart):
                 calls[event.index] = part
                 self._emit_partial(part)
@@ -1080,10 +1081,10 @@ class AgentRuntime:
             state.streamed = True
             if isinstance(delta, TextPartDelta) and delta.content_delta:
                 state.text += delta.content_delta
-                self.recorder.emit(events.agent_choice(sid, name, delta.content_delta))
+                emit_delta(events.agent_choice(sid, name, delta.content_delta))
             elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
                 state.reasoning += delta.content_delta
-                self.recorder.emit(events.agent_choice_reasoning(sid, name, delta.content_delta))
+                emit_delta(events.agent_choice_reasoning(sid, name, delta.content_delta))
             elif isinstance(delta, ToolCallPartDelta) and event.index in calls:
                 part = delta.apply(calls[event.index])
                 if isinstance(part, ToolCallPart):

@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..errors import LeaseLost
-from ..eventlog import EventLog, LogClosed, LogEntry
+from ..eventlog import EventLog, LogEntry
 from ..session import Item, Message, Session
 from ..store.base import Store
+from .deltas import DEFAULT_INTERVAL, DeltaCoalescer
 
 log = logging.getLogger("nbsession.recorder")
 
@@ -51,14 +52,24 @@ class SessionRecorder:
     With an ``owner`` (a server id), every write is one the store makes only while that owner
     holds the session's lease, checked in the write's own transaction: a server that stalled
     past its lease's expiry cannot write after another took the session over, not even once.
+
+    Streamed text deltas go through ``emit_delta`` and are merged every ``delta_interval``
+    seconds (see ``deltas.py``); any other event sends the text held before it.
     """
 
     def __init__(
-        self, session: Session, store: Store, log: EventLog, version: int = 0, owner: str = ""
+        self,
+        session: Session,
+        store: Store,
+        log: EventLog,
+        version: int = 0,
+        owner: str = "",
+        delta_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.session = session
         self.store = store
         self.log = log
+        self.deltas = DeltaCoalescer(log, delta_interval)
         self.version = version
         self.owner = owner
         self.pending = 0  # writes handed to the store and not yet applied here
@@ -100,10 +111,12 @@ class SessionRecorder:
 
     def emit(self, event: dict[str, Any]) -> LogEntry | None:
         """Publish an event; after the session was deleted its log is closed and this is a no-op."""
-        try:
-            return self.log.append(event)
-        except LogClosed:
-            return None
+        return self.deltas.emit(event)
+
+    def emit_delta(self, event: dict[str, Any]) -> None:
+        """Publish a streamed text delta (``agent_choice``, ``agent_choice_reasoning``), merged
+        with the deltas that follow it closely."""
+        self.deltas.delta(event)
 
     async def append(self, item: Item, announce: Announce | None = None) -> int:
         """Commit an item, add it to the in-memory session, then emit ``announce(position)``.
@@ -180,6 +193,7 @@ class SubSessionRecorder(SessionRecorder):
         super().__init__(session, parent.store, parent.log)
         self.parent = parent
         self.position = position
+        self.deltas = parent.deltas  # one log, one order: the parent's held text comes first
 
     async def append(self, item: Item, announce: Announce | None = None) -> int:
         self.session.messages.append(item)
@@ -235,6 +249,9 @@ class BackgroundRecorder(SubSessionRecorder):
         if event.get("type") == "agent_choice":
             self.on_text(event.get("content", ""))
         return None
+
+    def emit_delta(self, event: dict[str, Any]) -> None:
+        self.emit(event)  # nothing to merge: no delta reaches the parent's log
 
     async def save(self, leased: bool = True) -> None:
         # It may outlive the turn that started it, and with it the turn's lease.

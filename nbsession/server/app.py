@@ -19,6 +19,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
+from ..runtime.deltas import DEFAULT_INTERVAL
 from .routes import tornado_handlers
 
 if TYPE_CHECKING:
@@ -147,6 +148,15 @@ class NBSessionApp(ExtensionApp):
         "first message, shortened).",
     ).tag(config=True)
 
+    delta_flush_interval = Float(
+        DEFAULT_INTERVAL,
+        help="Seconds over which a model's streamed text deltas are merged into one "
+        "agent_choice (or agent_choice_reasoning) event: at most ~1/interval such events a "
+        "second per session, so the event stream costs about the text's size, not an "
+        "envelope per token. The first delta after a pause goes out at once; 0 sends one "
+        "event per delta.",
+    ).tag(config=True)
+
     lease_ttl = Float(
         30.0,
         help="Seconds a running turn's lease in the store lasts unless renewed. Servers "
@@ -199,6 +209,12 @@ class NBSessionApp(ExtensionApp):
             raise TraitError("NBSessionApp.lease_renew_interval must be between 0 and lease_ttl.")
         return value
 
+    @validate("delta_flush_interval")
+    def _non_negative_interval(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError("NBSessionApp.delta_flush_interval cannot be negative.")
+        return float(proposal["value"])
+
     @validate("heartbeat_interval")
     def _positive_interval(self, proposal: Any) -> float:
         if proposal["value"] <= 0:
@@ -226,6 +242,7 @@ class NBSessionApp(ExtensionApp):
                 refresh_interval=self.refresh_interval,
                 max_live_runtimes=self.max_live_runtimes,
                 title_model=self.title_model.strip(),
+                delta_flush_interval=self.delta_flush_interval,
                 lease_ttl=self.lease_ttl,
                 lease_renew_interval=self.lease_renew_interval,
                 jupyter=ServerJupyterHost(self.serverapp),

@@ -370,10 +370,10 @@ async def test_followup(api: Fetch) -> None:
 
 async def test_events_replay_resume_and_end(api: Fetch, stream: Any) -> None:
     session_id = await new_session(api)
-    await run_turn(api, session_id)
+    middle = len(await run_turn(api, session_id)) // 2  # the first turn's seqs are 1..n
     path = f"api/sessions/{session_id}/events"
     full = stream("GET", path)
-    resumed = stream("GET", path, headers={"Last-Event-ID": "30"})
+    resumed = stream("GET", path, headers={"Last-Event-ID": str(middle)})
     await full.until("stream_stopped")
     await resumed.until("stream_stopped")
     assert (await api("DELETE", f"api/sessions/{session_id}")).code == 200
@@ -384,7 +384,7 @@ async def test_events_replay_resume_and_end(api: Fetch, stream: Any) -> None:
 
     seqs = [seq for seq, _ in full.events]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert [seq for seq, _ in resumed.events] == seqs[30:]
+    assert [seq for seq, _ in resumed.events] == seqs[middle:]
 
 
 async def test_events_errors(api: Fetch) -> None:
