@@ -48,6 +48,9 @@ class Reply:
     ``status`` >= 400 answers an OpenAI-style error body instead. ``first_byte_delay`` seconds
     pass before anything is sent; ``hold`` (when given) must be set before anything is sent,
     so a test can keep a request pending for as long as it needs without a timed sleep.
+    ``pause`` (when given) must be set before the text chunks after the first ``pause_after``
+    are sent: a stream cut in the middle of its text. ``stream_error`` ends the stream after
+    its text with an error object in the stream, as OpenAI sends one mid-stream.
     """
 
     text: str = ""
@@ -61,6 +64,9 @@ class Reply:
     error_type: str = ""
     first_byte_delay: float = 0.0
     hold: threading.Event | None = None
+    pause: threading.Event | None = None
+    pause_after: int = 0
+    stream_error: str = ""
     model: str = ""
 
     @classmethod
@@ -109,6 +115,7 @@ class OpenAIServer:
         self._default = default or (lambda _request: Reply(text="ok"))
         self.requests: list[RecordedRequest] = []
         self._received = threading.Condition(self._lock)
+        self._pauses: list[threading.Event] = []  # released on close, taken or not
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -127,6 +134,8 @@ class OpenAIServer:
             for reply in self._replies:
                 if reply.hold is not None:
                     reply.hold.set()
+            for pause in self._pauses:
+                pause.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -146,6 +155,7 @@ class OpenAIServer:
         """Queue replies; each request takes the next one."""
         with self._lock:
             self._replies.extend(replies)
+            self._pauses.extend(reply.pause for reply in replies if reply.pause is not None)
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until ``count`` requests arrived (for sync callers; async ones poll)."""
@@ -278,8 +288,13 @@ def _chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]]:
     yield chunk({"role": "assistant", "content": ""})
     if reply.reasoning:
         yield chunk({"reasoning_content": reply.reasoning})
-    for text in reply.chunks_of_text():
+    for index, text in enumerate(reply.chunks_of_text()):
+        if reply.pause is not None and index == reply.pause_after:
+            reply.pause.wait()
         yield chunk({"content": text})
+    if reply.stream_error:
+        yield {"error": {"message": reply.stream_error, "type": "server_error", "code": None}}
+        return
     for index, call in enumerate(reply.tool_calls):
         pieces = _split(call.arguments_json, call.pieces)
         opening = {
