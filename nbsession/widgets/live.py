@@ -22,13 +22,13 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 from IPython.display import DisplayHandle, display
 
 from ..sdk.errors import NBSessionError
-from ..sdk.results import TurnResult
+from ..sdk.results import Event, TurnResult
 from ..sdk.session import AsyncSession, Session
 from .markdown import turn_markdown
 from .pane import Action, EventPane
@@ -98,15 +98,20 @@ class TurnView:
             self._relay = self._submit(self._relay_events())
 
     async def _relay_events(self) -> None:
-        """Send the turn's events to the pane, batched, until the turn ends."""
+        """Send the turn's events to the pane, batched, until the turn ends.
+
+        A relay that fell a whole log behind gets a ``gap`` and the snapshot re-read after it:
+        the pane rebuilds from that snapshot (``pane.snapshot``) and goes on with the events
+        after it; a snapshot of a session no longer streaming means the turn is over.
+        """
         stream = self._aio.events(since=self._since)
         try:
             while True:
                 batch = await stream.next_batch()
                 if not batch:
                     return
-                self.pane.relay({"seq": e.seq, "event": dict(e.data)} for e in batch)
-                if any(e.type in _TURN_END for e in batch):
+                self.pane.relay(_envelopes(batch))
+                if any(e.type in _TURN_END or _ended_before(e) for e in batch):
                     return
                 await asyncio.sleep(RELAY_INTERVAL)  # later events wait and go as one batch
         finally:
@@ -123,6 +128,21 @@ class TurnView:
 
     def _submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+
+def _envelopes(batch: list[Event]) -> Iterator[dict[str, Any]]:
+    """What the pane reads for ``batch``: each event with its seq, and after a ``gap`` the
+    snapshot to rebuild from."""
+    for event in batch:
+        yield {"seq": event.seq, "event": dict(event.data)}
+        if event.type == "gap" and event.snapshot is not None:
+            snapshot = {"type": "pane.snapshot", "snapshot": dict(event.snapshot)}
+            yield {"seq": None, "event": snapshot}
+
+
+def _ended_before(event: Event) -> bool:
+    """A ``gap`` whose snapshot shows the session idle: the turn ended in what was missed."""
+    return event.type == "gap" and event.snapshot is not None and not event.snapshot["streaming"]
 
 
 def _answer(session: AsyncSession, action: Action) -> Coroutine[Any, Any, None] | None:

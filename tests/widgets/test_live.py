@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 
+from nbsession.sdk.results import Event
+from nbsession.widgets.live import _ended_before, _envelopes
+
 from .test_pane_widget import (
     TIMEOUT,
     customs,
@@ -175,3 +178,20 @@ def test_agent_magic_continues_substitutes_and_exposes_the_result(
     execute(kernel, "%%agent --new\nwhat is 2*3")
     fresh = json.loads(output(execute(kernel, "print(json.dumps(_agent.session_id))")))
     assert fresh != first_id
+
+
+def test_a_gap_reaches_the_pane_with_the_snapshot_to_rebuild_from() -> None:
+    """What a relay that fell a log behind sends: the gap, then the re-read snapshot (the
+    pane's ``pane.snapshot``); a snapshot of an idle session ends the relay, since the
+    turn's ``stream_stopped`` was among the lost events."""
+    running = {"last_event_seq": 40, "streaming": True, "messages": []}
+    idle = {**running, "streaming": False}
+    gap = Event(None, "gap", {"type": "gap"}, running)
+    text = Event(41, "agent_choice", {"type": "agent_choice", "content": "hi"})
+    assert list(_envelopes([gap, text])) == [
+        {"seq": None, "event": {"type": "gap"}},
+        {"seq": None, "event": {"type": "pane.snapshot", "snapshot": running}},
+        {"seq": 41, "event": {"type": "agent_choice", "content": "hi"}},
+    ]
+    assert not _ended_before(gap) and not _ended_before(text)
+    assert _ended_before(Event(None, "gap", {"type": "gap"}, idle))
