@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,9 @@ class Server:
                 self.process.wait(timeout=15)
 
 
-def start_server(home: Path, command: str = "") -> Server:
-    """Start ``jupyter nbsession`` and wait for /nbsession/health within START_DEADLINE."""
+def start_server(home: Path, command: str = "", options: Sequence[str] = ()) -> Server:
+    """Start ``jupyter nbsession`` (with extra command-line ``options``) and wait for
+    /nbsession/health within START_DEADLINE."""
     port = free_port()
     token = secrets.token_hex(16)
     log = home / "server.log"
@@ -116,6 +118,7 @@ def start_server(home: Path, command: str = "") -> Server:
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={home}",
         f"--NBSessionApp.db_path={home / 'sessions.db'}",
+        *options,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=out)
