@@ -19,8 +19,8 @@ and with the default interval (50 ms); SPEC 9's target is at most 2x the text's 
    every 20 ms; the longest round trip is the kernel's longest unresponsive stretch (what the
    next cell or a widget click would wait).
 
-    python benchmarks/bench_pane_deltas.py            # ~40 s on 2 cores
-    python benchmarks/bench_pane_deltas.py --quick    # ~20 s (one turn per setting)
+    python benchmarks/bench_pane_deltas.py            # ~30 s on 2 cores
+    python benchmarks/bench_pane_deltas.py --quick    # ~25 s (one turn per setting)
 """
 
 from __future__ import annotations
