@@ -83,6 +83,9 @@ class ServerJupyterHost:
         model = {"type": "notebook", "format": "json", "content": notebook}
         await maybe_await(self._contents.save(model, path))
 
+    async def checkpoint(self, path: str) -> None:
+        await maybe_await(self._contents.create_checkpoint(path))
+
     async def list_dir(self, path: str) -> list[Entry]:
         if not await maybe_await(self._contents.dir_exists(path)):
             raise NotebookNotFound(path)

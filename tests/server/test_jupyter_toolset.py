@@ -172,6 +172,11 @@ async def test_edits_go_through_the_contents_manager_with_a_diff_and_undo(
     undone = result([event for _seq, event in (await live.reply()) and live.events])
     assert undone["output"] == f"Undone: Inserted a code cell at 2 in {NOTEBOOK} (now 2 cells)."
     assert [c.source for c in nbformat.read(notebook, as_version=4).cells] == ["# Demo", "x = 1"]
+    # Each write first saved the version it replaced as the notebook's checkpoint.
+    [checkpoint] = await jp_serverapp.contents_manager.list_checkpoints(NOTEBOOK)
+    await jp_serverapp.contents_manager.restore_checkpoint(checkpoint["id"], NOTEBOOK)
+    restored = nbformat.read(notebook, as_version=4).cells
+    assert [c.source for c in restored] == ["# Demo", "x = 1", "print(x)"]
 
     nbformat.write(nbformat.v4.new_notebook(), jp_root_dir.parent / "outside.ipynb")
     escaped = result(await turn(api, session_id, call("read_notebook", path="../outside.ipynb")))

@@ -180,6 +180,8 @@ async def test_read_and_edit_a_notebook_with_diffs_and_undo(tmp_path: Path) -> N
         done = await k.call("insert_cell", **insert)
         assert done.output == "Inserted a markdown cell at 1 in work/a.ipynb (now 3 cells)."
         assert sources(path) == ["x = 1", "# Notes", "print(x)"]
+        checkpoint = tmp_path / "work" / ".ipynb_checkpoints" / "a-checkpoint.ipynb"
+        assert sources(checkpoint) == ["x = 1", "print(x)"]  # Jupyter's layout
 
         replace = {"path": "work/a.ipynb", "index": 0, "source": "x = 2"}
         assert "-x = 1\n+x = 2\n" in await k.preview("replace_cell", **replace)

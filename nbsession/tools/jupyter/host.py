@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -83,6 +84,10 @@ class JupyterHost(Protocol):
         """The notebook's nbformat-4 JSON; raises `NotebookNotFound`."""
 
     async def write_notebook(self, path: str, notebook: dict[str, Any]) -> None: ...
+
+    async def checkpoint(self, path: str) -> None:
+        """Keep the notebook's current version as its Jupyter checkpoint (what JupyterLab's
+        File > Revert Notebook to Checkpoint restores), before the toolset overwrites it."""
 
     async def list_dir(self, path: str) -> list[Entry]:
         """A directory's visible entries; raises `NotebookNotFound` when it is not one.
@@ -158,6 +163,18 @@ class StandaloneHost:
 
     async def list_dir(self, path: str) -> list[Entry]:
         return await asyncio.to_thread(self._list, path)
+
+    async def checkpoint(self, path: str) -> None:
+        await asyncio.to_thread(self._checkpoint, path)
+
+    def _checkpoint(self, path: str) -> None:
+        """Jupyter's file checkpoint layout, so a server opened on this folder later offers
+        the version to revert to: ``.ipynb_checkpoints/<name>-checkpoint.ipynb``."""
+        where = self._os_path(path)
+        folder = os.path.join(os.path.dirname(where), ".ipynb_checkpoints")
+        stem, extension = os.path.splitext(os.path.basename(where))
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy2(where, os.path.join(folder, f"{stem}-checkpoint{extension}"))
 
     def _read(self, path: str) -> dict[str, Any]:
         where = self._os_path(path)

@@ -11,7 +11,9 @@ Notebooks are read and saved through the host (the server's contents manager), c
 root directory like the filesystem toolset's paths. Each edit's confirmation carries the
 unified diff of the cells; every edit keeps the previous version, and ``undo_last_edit`` puts
 it back unless the cells changed since (the user's own edits are never overwritten). The
-previous versions live in the toolset, so they last as long as the session's runtime.
+previous versions live in the toolset, so they last as long as the session's runtime; the
+version each edit replaces is also saved as the notebook's Jupyter checkpoint, which outlives
+it (JupyterLab's File > Revert Notebook to Checkpoint).
 """
 
 from __future__ import annotations
@@ -470,8 +472,11 @@ class JupyterToolset(Toolset):
         return _Change(last.path, current, last.before, f"Undone: {last.done}")
 
     async def apply(self, change: _Change, ctx: ToolContext, undo: bool) -> str:
-        """Save a planned edit; remember the previous version (or forget the undone one)."""
-        await self.host(ctx).write_notebook(change.path, change.after)
+        """Save a planned edit, the version it replaces kept as the notebook's checkpoint;
+        remember the previous version (or forget the undone one)."""
+        host = self.host(ctx)
+        await host.checkpoint(change.path)
+        await host.write_notebook(change.path, change.after)
         if undo:
             index = max(i for i, c in enumerate(self._undo) if c.path == change.path)
             del self._undo[index]
