@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 # How long an interrupted request may take to report itself idle.
 INTERRUPT_GRACE = 5.0
+# How long a request at its deadline (or cancelled) may take to show it began.
+START_GRACE = 1.0
 READY_TIMEOUT = 30.0
 
 Status = Literal["ok", "error", "timeout", "not_started"]
@@ -102,7 +104,7 @@ class KernelConnection:
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    if not started:
+                    if not (started or await self._began(msg_id, result)):
                         result.status = "not_started"
                         return result
                     await self._interrupt()
@@ -127,10 +129,34 @@ class KernelConnection:
                 else:
                     result.add(msg_type, content)
         except asyncio.CancelledError:
-            if started:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._interrupt())
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._stop(msg_id, result, started))
             raise
+
+    async def _stop(self, msg_id: str, result: Execution, started: bool) -> None:
+        """Interrupt a cancelled request if the kernel began it (its busy status may still be
+        on its way to us: the code can run before we read that it does)."""
+        if started or await self._began(msg_id, result):
+            await self._interrupt()
+
+    async def _began(self, msg_id: str, result: Execution) -> bool:
+        """Whether the kernel reports beginning ``msg_id`` within ``START_GRACE`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_GRACE
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await self._client.get_iopub_msg(timeout=remaining)
+            except Empty:
+                return False
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            msg_type, content = msg["header"]["msg_type"], msg["content"]
+            if msg_type == "execute_input" or (
+                msg_type == "status" and content.get("execution_state") == "busy"
+            ):
+                return True
+            result.add(msg_type, content)
+        return False
 
     async def _drain(self, msg_id: str, result: Execution, grace: float) -> bool:
         """Collect the interrupted request's last outputs; whether it reported idle."""
