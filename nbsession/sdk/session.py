@@ -455,18 +455,25 @@ _DONE = object()
 class Turn:
     """A running turn seen from sync code: ``turn.result()`` waits for its ``TurnResult``."""
 
-    def __init__(self, session: Session, runner: LoopThread, notices: queue.Queue[Any]) -> None:
+    def __init__(self, session: Session, runner: LoopThread, blocked: bool = False) -> None:
         self.session = session
         self._runner = runner
-        self._notices = notices
+        self._notices: queue.Queue[tuple[Any, bool]] = queue.Queue()
+        """(notice, whether a caller was blocked in ``result()`` when it came), in order."""
+        self._blocked = blocked
         self._aio: AsyncTurn | None = None
         self._pane: Any = None
         self._changed = threading.Condition()
 
     def _notify(self, notice: Any) -> None:
-        """From the SDK loop: the turn asks something (a ``Pending``) or ended (``_DONE``)."""
+        """From the SDK loop: the turn asks something (a ``Pending``) or ended (``_DONE``).
+
+        Whether a caller blocks is noted here, on the loop, in the events' order: a question
+        asked while ``run()`` blocks is announced even if another thread answered it before
+        the caller's thread woke up (as the async ``run()`` does), so what a script prints
+        does not depend on how the threads were scheduled."""
         with self._changed:
-            self._notices.put(notice)
+            self._notices.put((notice, self._blocked))
             self._changed.notify_all()
 
     @property
@@ -504,29 +511,33 @@ class Turn:
         return self.pending
 
     def result(self, timeout: float | None = None) -> TurnResult:
-        """Wait for the turn's end; while it waits for an answer and no pane shows the
-        question, say so once. An interrupt (the notebook's stop button) cancels the turn,
-        waits for it to stop, then propagates."""
+        """Wait for the turn's end; each question the turn asks meanwhile (or still waits
+        for) is said once when no pane shows it. An interrupt (the notebook's stop button)
+        cancels the turn, waits for it to stop, then propagates."""
         assert self._aio is not None
-        printed: set[int] = set()
+        with self._changed:
+            self._blocked = True
         try:
             while True:
                 try:
-                    notice = self._notices.get(timeout=timeout)
+                    notice, while_blocked = self._notices.get(timeout=timeout)
                 except queue.Empty:
                     raise TimeoutError(f"The turn did not end within {timeout} s.") from None
                 if notice is _DONE:
-                    self._notices.put(_DONE)  # for a later result() call
+                    self._notices.put((_DONE, while_blocked))  # for a later result() call
                     return self._runner.run(self._aio.result())
-                shown = _answers_while_blocking(self._pane)
-                if not shown and id(notice) not in printed and self.pending is notice:
+                # A question asked before this call is told only if it still waits.
+                asks = while_blocked or self.pending is notice
+                if asks and not _answers_while_blocking(self._pane):
                     print(approval_hint(notice, self.session.where), flush=True)
-                    printed.add(id(notice))
         except KeyboardInterrupt:
             self.cancel()
             with contextlib.suppress(Exception):
                 wait(self._runner.submit(self._aio._stopped(CANCEL_GRACE)))
             raise
+        finally:
+            with self._changed:
+                self._blocked = False
 
     def cancel(self) -> None:
         assert self._aio is not None
@@ -572,11 +583,10 @@ class Session:
 
     def start(self, prompt: str, model: str | None = None) -> Turn:
         """Start a turn and return it at once, without a pane."""
-        return self._start(prompt, model)
+        return self._start(prompt, model, blocked=False)
 
-    def _start(self, prompt: str, model: str | None) -> Turn:
-        notices: queue.Queue[Any] = queue.Queue()
-        turn = Turn(self, self._runner, notices)
+    def _start(self, prompt: str, model: str | None, blocked: bool) -> Turn:
+        turn = Turn(self, self._runner, blocked)
         turn._aio = self._runner.run(
             self._aio.start(
                 prompt, model, on_pending=turn._notify, on_end=lambda: turn._notify(_DONE)
@@ -593,7 +603,7 @@ class Session:
         for an approval says so once and keeps waiting for an answer from anywhere.
         ``print(session.run(...))`` prints the answer.
         """
-        turn = self._start(prompt, model)
+        turn = self._start(prompt, model, blocked=wait)
         pane = turn._pane = _show(self, turn, display)
         if not wait:
             return turn
