@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 log = logging.getLogger("nbsession.tools.background_agents")
 
@@ -105,7 +105,7 @@ class BackgroundAgentsToolset(Toolset):
     def __init__(self) -> None:
         self._tasks: dict[str, _Task] = {}
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="run_background_agent",
                 description="Start a sub-agent on a task in the background and return its task "
                 "ID at once; several run in parallel. Join them with wait_background_agents.",
@@ -113,36 +113,32 @@ class BackgroundAgentsToolset(Toolset):
                 func=self._run,
                 read_only=True,
                 title="Run Background Agent",
-                category="background_agents",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="list_background_agents",
                 description="List the background agent tasks with their status and runtime.",
                 args=NoArgs,
                 func=self._list,
                 read_only=True,
                 title="List Background Agents",
-                category="background_agents",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="view_background_agent",
                 description="Show a background agent task's status and its output so far.",
                 args=TaskArgs,
                 func=self._view,
                 read_only=True,
                 title="View Background Agent",
-                category="background_agents",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="stop_background_agent",
                 description="Stop a running background agent task.",
                 args=TaskArgs,
                 func=self._stop,
                 read_only=True,
                 title="Stop Background Agent",
-                category="background_agents",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="wait_background_agents",
                 description="Wait until the given background agent tasks are done (or the "
                 "timeout passes) and return their results as JSON.",
@@ -150,7 +146,6 @@ class BackgroundAgentsToolset(Toolset):
                 func=self._wait,
                 read_only=True,
                 title="Wait Background Agents",
-                category="background_agents",
             ),
         ]
 

@@ -138,6 +138,28 @@ class Toolset(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release processes or connections the toolset holds (most hold none)."""
 
+    def function_tool(
+        self,
+        *,
+        name: str,
+        description: str,
+        args: type[ArgsT],
+        func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult]],
+        read_only: bool = False,
+        title: str = "",
+    ) -> Tool:
+        """A ``FunctionTool`` of this toolset: its ``category`` is the toolset's ``type``,
+        which is how the pane and the sidebar group a call with its siblings."""
+        return FunctionTool(
+            name=name,
+            description=description,
+            args=args,
+            func=func,
+            read_only=read_only,
+            title=title,
+            category=self.type,
+        )
+
 
 class NoOptions(BaseModel):
     """The options of a toolset that takes none."""

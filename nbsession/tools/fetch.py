@@ -23,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ._http import MAX_BODY, Refused, check_public_address, check_url, read_limited
-from .base import FunctionTool, Tool, ToolContext, ToolResult, Toolset, expand_env
+from .base import Tool, ToolContext, ToolResult, Toolset, expand_env
 
 _MAX_ROBOTS = 64 * 1024
 _MAX_REDIRECTS = 10
@@ -77,13 +77,12 @@ class FetchToolset(Toolset):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = FetchOptions.model_validate(dict(options or {}))
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="fetch",
                 description="Fetch HTTP/HTTPS URLs; return response bodies and metadata.",
                 args=FetchArgs,
                 func=self._fetch,
                 title="Fetch URLs",
-                category=self.type,
             )
         ]
 

@@ -282,14 +282,13 @@ class FilesystemToolset(Toolset):
         async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
             return await _in_thread(work, parsed, _root(ctx))
 
-        return FunctionTool(
+        return self.function_tool(
             name=name,
             description=description,
             args=args,
             func=run,
             read_only=read_only,
             title=title,
-            category=self.type,
         )
 
     # -- reading ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
 
 
 class MemoryOptions(BaseModel):
@@ -155,14 +155,13 @@ class MemoryToolset(Toolset):
             except _Missing as exc:
                 return ToolResult(str(exc), is_error=True)
 
-        return FunctionTool(
+        return self.function_tool(
             name=name,
             description=description,
             args=args,
             func=run,
             read_only=read_only,
             title=title,
-            category=self.type,
         )
 
     @staticmethod

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Plans of sessions whose server keeps no files: process memory, by session id.
@@ -44,16 +44,15 @@ class PlanToolset(Toolset):
         data_dir = env.data_dir if env is not None else ""
         self._dir = Path(data_dir, "plans") if data_dir else None
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="write_plan",
                 description="Create or replace the plan for this session as markdown. There is "
                 "exactly one plan per session.",
                 args=WritePlanArgs,
                 func=self._write,
                 title="Write Plan",
-                category="plan",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="read_plan",
                 description="Read the plan written for this session and return it as markdown. "
                 "Errors if no plan has been written yet.",
@@ -61,9 +60,8 @@ class PlanToolset(Toolset):
                 func=self._read,
                 read_only=True,
                 title="Read Plan",
-                category="plan",
             ),
-            FunctionTool(
+            self.function_tool(
                 name="exit_plan_mode",
                 description="Signal that the plan written for this session is ready for review. "
                 "Only call this once the plan is complete. It does not switch agents.",
@@ -71,7 +69,6 @@ class PlanToolset(Toolset):
                 func=self._exit,
                 read_only=True,
                 title="Exit Plan Mode",
-                category="plan",
             ),
         ]
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt
 
-from .base import FunctionTool, Output, Tool, ToolContext, ToolResult, Toolset
+from .base import Output, Tool, ToolContext, ToolResult, Toolset
 
 # How long a killed command's output is drained before its pipe is abandoned.
 _KILL_DRAIN_SECONDS = 2.0
@@ -81,7 +81,7 @@ class ShellToolset(Toolset):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self._options = ShellOptions.model_validate(dict(options or {}))
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="shell",
                 description=(
                     "Run a command with /bin/sh in the session's working directory and return "
@@ -93,7 +93,6 @@ class ShellToolset(Toolset):
                 args=ShellArgs,
                 func=self._run,
                 title="Shell",
-                category=self.type,
             )
         ]
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 
 class ThinkArgs(BaseModel):
@@ -31,7 +31,7 @@ class ThinkToolset(Toolset):
 
     def __init__(self) -> None:
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="think",
                 description=(
                     "Use the tool to think about something. It will not obtain new information "
@@ -42,7 +42,6 @@ class ThinkToolset(Toolset):
                 func=_think,
                 read_only=True,
                 title="Think",
-                category=self.type,
             )
         ]
 

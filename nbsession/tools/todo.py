@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from .base import ArgsT, FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import ArgsT, NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 Status = Literal["pending", "in-progress", "completed"]
 
@@ -106,14 +106,13 @@ class TodoToolset(Toolset):
         args: type[ArgsT],
         func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult]],
     ) -> Tool:
-        return FunctionTool(
+        return self.function_tool(
             name=name,
             description=description,
             args=args,
             func=func,
             read_only=True,
             title=title,
-            category=self.type,
         )
 
     def _add(self, description: str) -> Todo:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import FunctionTool, NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
 
 
 class UserPromptArgs(BaseModel):
@@ -54,7 +54,7 @@ class UserPromptToolset(Toolset):
 
     def __init__(self) -> None:
         self._tools: list[Tool] = [
-            FunctionTool(
+            self.function_tool(
                 name="user_prompt",
                 description=(
                     "Ask the user a question and wait for their response. Use this when you "
@@ -65,7 +65,6 @@ class UserPromptToolset(Toolset):
                 func=_ask,
                 read_only=True,
                 title="User Prompt",
-                category=self.type,
             )
         ]
 
