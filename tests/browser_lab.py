@@ -1,5 +1,7 @@
 """JupyterLab in Debian's chromium, for the browser tests (pytest marker ``browser``).
 
+Loaded as a pytest plugin by tests/conftest.py: its fixtures ``lab`` (one JupyterLab per test
+module) and ``browser`` (a fresh chromium per test) serve every browser test module.
 ``start_lab`` runs ``jupyter lab`` on a loopback port with its own config, data, settings and
 workspaces, loading the labextension built in this tree (an editable install holds a copy
 made at install time, which may be older); ``chromium`` launches the system's browser
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -166,6 +169,19 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One JupyterLab for the test module (its tests make their own sessions and files)."""
+    with start_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 def start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:

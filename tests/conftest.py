@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from peers.openai_server import OpenAIServer
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# tests.browser_lab: the browser tests' `lab` and `browser` fixtures.
+pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.browser_lab"]
 
 
 @pytest.fixture

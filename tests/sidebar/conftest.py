@@ -1,5 +1,5 @@
-"""Shared set-up of the sidebar's browser tests: one JupyterLab per test module, a fresh
-chromium and workspace per test, the panel open."""
+"""Shared set-up of the sidebar's browser tests: a fresh workspace per test, the panel open
+(``lab`` and ``browser`` come from tests/browser_lab.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser_lab import TIMEOUT_MS, Lab, chromium, start_lab
+from tests.browser_lab import TIMEOUT_MS, Lab
 
 TAB = '.jp-SideBar .lm-TabBar-tab[data-id="nbsession-sidebar"]'
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with start_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def open_lab(browser: Browser, url: str, token: str, width: int = 1300) -> Page:

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,26 +25,12 @@ from tests.browser_lab import (
     DOCS,
     TIMEOUT_MS,
     Lab,
-    chromium,
     start_detached_turn,
-    start_lab,
     wait_for,
 )
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with start_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
