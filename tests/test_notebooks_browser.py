@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser_lab import REPO, TIMEOUT_MS, Lab, chromium, start_lab, wait_for
+from tests.browser_lab import REPO, TIMEOUT_MS, Lab, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -27,18 +27,6 @@ KERNEL_IDLE = (
     "() => { const k = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;"
     " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }"
 )
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with start_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def _open(browser: Browser, lab: Lab, path: str) -> Page:
