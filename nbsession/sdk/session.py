@@ -257,7 +257,12 @@ class AsyncSession:
         ref = model or self._next_model
         messages = _user(prompt)
         transport, sid, agent = self._transport, self.id, self.agent
-        source = await transport.start_turn(sid, agent, messages, ref)
+        starting = asyncio.ensure_future(transport.start_turn(sid, agent, messages, ref))
+        try:
+            source = await asyncio.shield(starting)
+        except asyncio.CancelledError:  # the request may have started the turn already
+            await asyncio.shield(self._cancel_started(starting))
+            raise
         if ref == self._next_model:
             self._next_model = ""  # applied: the server keeps it as the session's override
         stream = EventStream(transport, sid, opener=_returning(source))
@@ -298,6 +303,17 @@ class AsyncSession:
     async def _interrupt(self, turn: AsyncTurn) -> None:
         await turn.cancel()
         await turn._stopped(CANCEL_GRACE)
+
+    async def _cancel_started(self, starting: asyncio.Future[Any]) -> None:
+        """Cancel the turn a start request begins, once the server answers it: a start that is
+        cancelled while its request is out must not leave a turn running that nobody follows."""
+        try:
+            source = await asyncio.wait_for(starting, CANCEL_GRACE)
+        except Exception:  # refused, or no answer in time: there is no turn to cancel
+            return
+        await source.aclose()
+        with contextlib.suppress(SessionNotRunning):
+            await self.cancel()
 
     def events(self, since: int | None = None) -> EventStream:
         """The session's events after ``since`` (all buffered ones if None), then live ones.
@@ -462,6 +478,8 @@ class Turn:
         """(notice, whether a caller was blocked in ``result()`` when it came), in order."""
         self._blocked = blocked
         self._aio: AsyncTurn | None = None
+        self._starting: concurrent.futures.Future[AsyncTurn] | None = None
+        self._interrupted = False
         self._pane: Any = None
         self._changed = threading.Condition()
 
@@ -531,9 +549,7 @@ class Turn:
                 if asks and not _answers_while_blocking(self._pane):
                     print(approval_hint(notice, self.session.where), flush=True)
         except KeyboardInterrupt:
-            self.cancel()
-            with contextlib.suppress(Exception):
-                wait(self._runner.submit(self._aio._stopped(CANCEL_GRACE)))
+            self._stop()
             raise
         finally:
             with self._changed:
@@ -542,6 +558,30 @@ class Turn:
     def cancel(self) -> None:
         assert self._aio is not None
         self._runner.run(self._aio.cancel())
+
+    def _begin(self, prompt: str, model: str | None) -> None:
+        """Start the turn on the SDK loop and wait until it is open."""
+        self._starting = self._runner.submit(
+            self.session.aio.start(
+                prompt, model, on_pending=self._notify, on_end=lambda: self._notify(_DONE)
+            )
+        )
+        self._aio = wait(self._starting)
+
+    def _stop(self) -> None:
+        """After an interrupt, at any moment of starting or waiting: cancel the turn and wait
+        (a bounded time) for it to stop. A start still in flight cancels its own turn."""
+        if self._interrupted:
+            return  # already stopped for this interrupt (result() inside run())
+        self._interrupted = True
+        if self._aio is None and self._starting is not None and self._starting.done():
+            with contextlib.suppress(BaseException):  # a start that failed started nothing
+                self._aio = self._starting.result()
+        if self._aio is None:
+            return
+        self.cancel()
+        with contextlib.suppress(Exception):
+            wait(self._runner.submit(self._aio._stopped(CANCEL_GRACE)))
 
 
 class Session:
@@ -583,16 +623,7 @@ class Session:
 
     def start(self, prompt: str, model: str | None = None) -> Turn:
         """Start a turn and return it at once, without a pane."""
-        return self._start(prompt, model, blocked=False)
-
-    def _start(self, prompt: str, model: str | None, blocked: bool) -> Turn:
-        turn = Turn(self, self._runner, blocked)
-        turn._aio = self._runner.run(
-            self._aio.start(
-                prompt, model, on_pending=turn._notify, on_end=lambda: turn._notify(_DONE)
-            )
-        )
-        return turn
+        return self.run(prompt, model, wait=False, display=False)
 
     def run(
         self, prompt: str, model: str | None = None, wait: bool = True, display: bool = True
@@ -601,14 +632,20 @@ class Session:
 
         A registered pane (the widgets) shows the turn live; without one, a turn that waits
         for an approval says so once and keeps waiting for an answer from anywhere.
-        ``print(session.run(...))`` prints the answer.
+        ``print(session.run(...))`` prints the answer. An interrupt at any moment (the
+        notebook's stop button) cancels the turn, waits for it to stop, then propagates.
         """
-        turn = self._start(prompt, model, blocked=wait)
-        pane = turn._pane = _show(self, turn, display)
-        if not wait:
-            return turn
+        turn = Turn(self, self._runner, blocked=wait)
+        pane = None
         try:
+            turn._begin(prompt, model)
+            pane = turn._pane = _show(self, turn, display)
+            if not wait:
+                return turn
             return turn.result()
+        except KeyboardInterrupt:
+            turn._stop()
+            raise
         finally:
             _finish(pane)
 

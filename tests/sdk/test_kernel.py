@@ -6,6 +6,7 @@ server's websocket channels; ``nbsession.connect()`` in it takes no arguments.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -19,7 +20,7 @@ import nbsession
 from tests.server.test_live_server import Server
 
 from .conftest import SERVER_TOKEN
-from .helpers import Execution, ServerKernel
+from .helpers import EXECUTE_TIMEOUT, Execution, ServerKernel
 
 
 @pytest.fixture(scope="module")
@@ -51,50 +52,74 @@ def test_connect_without_arguments_and_run(kernel: ServerKernel, sdk_home: Path)
     assert "391" in answer
 
 
+@pytest.fixture
+def own_kernel(live: Server) -> Iterator[ServerKernel]:
+    """A kernel for one test that runs a cell in the background: a cell that outlives its
+    test (a failure) keeps its kernel and websocket busy, and must not take the next tests'."""
+    started = ServerKernel(f"http://127.0.0.1:{live.port}", SERVER_TOKEN)
+    yield started
+    started.close()
+
+
 def _in_background(kernel: ServerKernel, code: str) -> tuple[threading.Thread, list[Execution]]:
     done: list[Execution] = []
-    thread = threading.Thread(target=lambda: done.append(kernel.execute(_cell(code))))
+    thread = threading.Thread(target=lambda: done.append(kernel.execute(_cell(code))), daemon=True)
     thread.start()
     return thread, done
 
 
-def _wait_for_confirmation(session: nbsession.Session) -> None:
-    with session.events() as events:
-        next(e for e in events if e.type == "tool_call_confirmation")
+def _finished(thread: threading.Thread, done: list[Execution]) -> Execution:
+    thread.join(timeout=EXECUTE_TIMEOUT)
+    assert done, f"the cell did not finish within {EXECUTE_TIMEOUT} s"
+    return done[0]
+
+
+def _next_event(
+    session: nbsession.Session, kind: str, since: int | None = None, timeout: float = 90.0
+) -> nbsession.Event:
+    """The session's first event of type ``kind`` (after ``since``), waited for ``timeout`` s."""
+
+    async def find() -> nbsession.Event:
+        async for event in session.aio.events(since):
+            if event.type == kind:
+                return event
+        raise AssertionError(f"the session's events ended without a {kind} event")
+
+    waiting = asyncio.run_coroutine_threadsafe(asyncio.wait_for(find(), timeout), session.loop)
+    return waiting.result()
 
 
 def test_run_blocks_until_approved_over_rest(
-    kernel: ServerKernel, client: nbsession.Client, live: Server
+    own_kernel: ServerKernel, client: nbsession.Client, live: Server
 ) -> None:
     session = client.create_session()
     thread, done = _in_background(
-        kernel,
+        own_kernel,
         f"""
+        import nbsession
         result = nbsession.connect().session({session.id!r}).run("list the files", display=False)
         print("tool output:", bool(result.tool_calls[0].output), result.stop_reason)
         """,
     )
-    _wait_for_confirmation(session)
+    _next_event(session, "tool_call_confirmation")
     with live.client(SERVER_TOKEN) as http:
         reply = http.post(f"/api/sessions/{session.id}/resume", json={"confirmation": "approve"})
         assert reply.status_code == 200
-    thread.join(timeout=90)
-    out = done[0].check().stdout
+    out = _finished(thread, done).check().stdout
     assert out.count("waits for approval: shell") == 1
     assert "tool output: True normal" in out
 
 
-def test_interrupt_cancels_the_turn(kernel: ServerKernel, client: nbsession.Client) -> None:
+def test_interrupt_cancels_the_turn(own_kernel: ServerKernel, client: nbsession.Client) -> None:
     session = client.create_session()
     thread, done = _in_background(
-        kernel, f'nbsession.connect().session({session.id!r}).run("list the files")'
+        own_kernel,
+        f'import nbsession; nbsession.connect().session({session.id!r}).run("list the files")',
     )
-    _wait_for_confirmation(session)
-    kernel.interrupt()
-    thread.join(timeout=90)
-    assert done[0].ename == "KeyboardInterrupt"
-    with session.events(since=0) as events:
-        stopped = next(e for e in events if e.type == "stream_stopped")
+    _next_event(session, "tool_call_confirmation")
+    own_kernel.interrupt()
+    assert _finished(thread, done).ename == "KeyboardInterrupt"
+    stopped = _next_event(session, "stream_stopped", since=0)
     assert stopped["reason"] == "canceled"
     assert session.status()["streaming"] is False
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import nbsession
+from nbsession.sdk import display
 from nbsession.sdk.errors import (
     InvalidRequest,
     SessionBusy,
@@ -17,7 +18,7 @@ from nbsession.sdk.errors import (
     UnknownSession,
 )
 from nbsession.sdk.results import Pending
-from nbsession.sdk.session import approval_hint
+from nbsession.sdk.session import Turn, approval_hint
 
 
 @pytest.fixture
@@ -112,6 +113,26 @@ async def test_cancelling_an_awaited_run_cancels_the_turn() -> None:
         assert (await session.status())["streaming"] is False
     finally:
         await client.aclose()
+
+
+def test_an_interrupt_while_the_pane_opens_cancels_the_turn(local: nbsession.Client) -> None:
+    """The stop button can land between the turn's start and the wait for its end (here:
+    while the pane opens); the turn must not go on waiting for an approval nobody expects."""
+
+    def pressed_stop(session: nbsession.Session, turn: Turn) -> None:
+        raise KeyboardInterrupt
+
+    previous = display.set_pane_factory(pressed_stop)
+    try:
+        session = local.create_session()
+        with pytest.raises(KeyboardInterrupt):
+            session.run("list the files")
+    finally:
+        display.set_pane_factory(previous)
+    assert session.status()["streaming"] is False
+    with session.events(since=0) as events:
+        stopped = next(e for e in events if e.type == "stream_stopped")
+    assert stopped["reason"] == "canceled"
 
 
 def test_the_waiting_hint_of_a_local_session_names_only_what_reaches_it() -> None:
