@@ -647,7 +647,8 @@ class Session:
             turn._stop()
             raise
         finally:
-            _finish(pane)
+            if wait:  # a turn left running keeps its pane open
+                _finish(pane)
 
     def events(self, since: int | None = None) -> EventIterator:
         """The session's events, each once, in order, across drops (see ``AsyncSession``)."""
