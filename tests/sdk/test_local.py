@@ -129,10 +129,10 @@ def test_an_interrupt_while_the_pane_opens_cancels_the_turn(local: nbsession.Cli
             session.run("list the files")
     finally:
         display.set_pane_factory(previous)
-    assert session.status()["streaming"] is False
     with session.events(since=0) as events:
         stopped = next(e for e in events if e.type == "stream_stopped")
     assert stopped["reason"] == "canceled"
+    assert session.status()["streaming"] is False
 
 
 def test_the_waiting_hint_of_a_local_session_names_only_what_reaches_it() -> None:
