@@ -10,7 +10,9 @@ Measured with httpx:
   cursor): time to the full body and its size;
 - the stall: while the whole list is fetched, a second connection sends ``GET /health`` back
   to back; its slowest answer is how long the event loop was held (baseline: the same probe
-  with nothing else running).
+  with nothing else running). The server also runs under ``loop_watch_server.py``, which
+  records from inside how late its event loop woke a 1 ms timer: the longest such lateness
+  during the request is the loop's longest stall.
 
     python benchmarks/bench_list.py             # 100,000 sessions, ~1 min on 2 cores
     python benchmarks/bench_list.py --quick     # 20,000 sessions
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -33,6 +36,19 @@ from nbsession.session import Session, utc_now
 from nbsession.store import SQLiteStore
 
 REPS = 5
+WATCHED = f"python {Path(__file__).with_name('loop_watch_server.py')}"
+
+
+def longest_stall(watch_file: Path, began: float, ended: float) -> tuple[float, float]:
+    """The longest loop stall the server recorded between two wall-clock instants, and the
+    CPU time its process used during it (s). CPU well below the stall means the machine did
+    not run the process meanwhile (other load), not that the server held its loop."""
+    stalls = [(0.0, 0.0)]
+    for line in watch_file.read_text().splitlines():
+        at, late, cpu = (float(part) for part in line.split())
+        if began <= at <= ended + late:
+            stalls.append((late, cpu))
+    return max(stalls)
 
 
 async def fill(db_path: Path, count: int) -> None:
@@ -66,7 +82,7 @@ async def timed_get(client: httpx.AsyncClient, path: str, **params: str) -> tupl
     return time.perf_counter() - began, len(reply.content), reply.headers.get("X-Next-Cursor", "")
 
 
-async def measure(url: str, headers: dict[str, str], count: int) -> None:
+async def measure(url: str, headers: dict[str, str], count: int, watch_file: Path | None) -> None:
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=TIMEOUT) as lister,
         httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as prober,
@@ -79,14 +95,19 @@ async def measure(url: str, headers: dict[str, str], count: int) -> None:
         stop.set()
         idle = await idle_task
 
-        whole, stalls, size = [], [], 0
+        whole, stalls, loop_stalls, size = [], [], [], 0
         for _ in range(REPS):
             stop = asyncio.Event()
             task = asyncio.create_task(probe(prober, stop))
+            began = time.time()
             seconds, size, _ = await timed_get(lister, "/api/sessions")
+            ended = time.time()
             stop.set()
             stalls.append(max(await task))
             whole.append(seconds)
+            await asyncio.sleep(0.1)  # the watch's last line is written after the stall ends
+            if watch_file is not None:
+                loop_stalls.append(longest_stall(watch_file, began, ended))
 
         first, page_size, cursor = [], 0, ""
         after = []
@@ -99,35 +120,54 @@ async def measure(url: str, headers: dict[str, str], count: int) -> None:
     table(
         f"GET /api/sessions with {count:,} sessions, median of {REPS} (ms; stall = slowest "
         "/health answered on another connection meanwhile)",
-        ["request", "time", "body KiB", "stall"],
+        ["request", "time", "body KiB", "stall", "loop stall (server)"],
         [
             [
                 "GET /health alone (probe baseline, 1 s)",
                 fmt(median(idle) * 1e3, 2),
                 "-",
                 fmt(max(idle) * 1e3, 1),
+                "-",
             ],
             [
                 "the whole list",
                 fmt(median(whole) * 1e3, 0),
                 fmt(size / 1024, 0),
                 fmt(median(stalls) * 1e3, 1),
+                fmt(median([late for late, _ in loop_stalls]) * 1e3, 1) if loop_stalls else "-",
             ],
-            ["?limit=100 (first page)", fmt(median(first) * 1e3, 2), fmt(page_size / 1024, 1), "-"],
-            ["?limit=100&before=<cursor>", fmt(median(after) * 1e3, 2), "-", "-"],
+            [
+                "?limit=100 (first page)",
+                fmt(median(first) * 1e3, 2),
+                fmt(page_size / 1024, 1),
+                "-",
+                "-",
+            ],
+            ["?limit=100&before=<cursor>", fmt(median(after) * 1e3, 2), "-", "-", "-"],
         ],
     )
+    if loop_stalls:
+        print(
+            "longest loop stall during the whole list, per run (ms; in parentheses the CPU the "
+            "server process used meanwhile): "
+            + ", ".join(f"{late * 1e3:.1f} ({cpu * 1e3:.1f})" for late, cpu in loop_stalls)
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 sessions")
-    parser.add_argument("--server-cmd", default="", help="command that starts the server")
+    parser.add_argument(
+        "--server-cmd", default="", help="command that starts the server (default: ours, watched)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, help="sessions (default 100,000; 20,000 with --quick)"
+    )
     args = parser.parse_args()
-    count = 20_000 if args.quick else 100_000
+    count = args.count or (20_000 if args.quick else 100_000)
     header(
         "bench_list",
-        f"{' '.join(Path(p).name for p in launcher(args.server_cmd))} on 127.0.0.1; "
+        f"{' '.join(Path(p).name for p in launcher(args.server_cmd or WATCHED))} on 127.0.0.1; "
         f"{count:,} sessions in SQLite",
     )
     with tempfile.TemporaryDirectory(prefix="nbsession-bench-") as directory:
@@ -135,9 +175,13 @@ def main() -> None:
         began = time.perf_counter()
         asyncio.run(fill(home / "sessions.db", count))
         print(f"{count:,} sessions written in {time.perf_counter() - began:.1f} s")
-        server = start_server(home, args.server_cmd)  # prints its time to /health
+        watch_file = None
+        if not args.server_cmd:  # ours, under the loop watch (a custom command may lack it)
+            watch_file = home / "loop-watch.txt"
+            os.environ["BENCH_LOOP_WATCH"] = str(watch_file)
+        server = start_server(home, args.server_cmd or WATCHED)  # prints its time to /health
         try:
-            asyncio.run(measure(server.url, server.headers, count))
+            asyncio.run(measure(server.url, server.headers, count, watch_file))
         finally:
             server.stop()
             print(f"server stopped (exit code {server.process.returncode})")

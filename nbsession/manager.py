@@ -63,7 +63,7 @@ from .session import (
     utc_now,
 )
 from .session_state import FollowUpInjector, Live, Phase, SessionState
-from .store import SessionHead, Store, SummaryCursor, open_store
+from .store import SessionHead, Store, SummaryCursor, SummarySlice, open_store
 from .tools import build_toolsets
 from .tools.jupyter import JupyterHost
 
@@ -71,6 +71,8 @@ log = logging.getLogger("nbsession.manager")
 
 RECOVERY_VERSION = 1
 IDEMPOTENCY_KEYS_KEPT = 1024
+LIST_SLICE = 1000
+"""Summaries read from the store at a time when listing many (``session_pages``)."""
 MAX_IDEMPOTENCY_KEY = 255
 """Characters of an ``Idempotency-Key``: 1024 kept keys must stay small in memory."""
 
@@ -356,6 +358,23 @@ class SessionManager:
     async def get_sessions(self) -> list[SessionSummary]:
         """Summaries, newest first, read without message bodies."""
         return self._with_activity(await self.store.list_summaries())
+
+    async def session_slices(
+        self, size: int, before: str | None = None
+    ) -> AsyncIterator[SummarySlice]:
+        """Every summary after the cursor ``before`` (from the newest when None), in its JSON
+        wire form, ``size`` at a time: each slice is read and encoded row by row on the store's
+        thread, so streaming a long list never holds the event loop, nor leaves the heap a
+        full collection's worth of objects. Slices follow one another by cursor: a session
+        created or deleted meanwhile is listed at most once."""
+        cursor = None if before is None else SummaryCursor.decode(before)
+        while True:
+            part = await self.store.summaries_json(size, cursor)
+            if part.count:
+                yield part
+            if part.count < size:
+                return
+            cursor = part.last
 
     async def get_session_page(
         self, limit: int | None, before: str | None = None

@@ -8,6 +8,7 @@ that decision for jupyter-server, which refuses to load endpoints that do not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import TypeAdapter
 from tornado import web
 
 from ..errors import NotFound
+from ..manager import LIST_SLICE
 from ..session import SessionSummary, is_safe_id
 from .base import NBSessionHandler, dump_json
 from .errors import status_reply
@@ -36,11 +38,14 @@ from .schemas import (
 from .sse import Ending, send_events
 from .wire import session_response
 
-_LIST_SLICE = 1000
 _SUMMARIES = TypeAdapter(list[SessionSummary])
 
 DEFAULT_READY_TIMEOUT = 30.0
 DEFAULT_DELETE_TIMEOUT = 10.0
+
+
+def _encode_summaries(summaries: list[SessionSummary]) -> bytes:
+    return _SUMMARIES.dump_json(summaries, by_alias=True)
 
 
 def _messages(request: RunRequest | MessagesRequest) -> list[dict[str, Any]]:
@@ -123,22 +128,24 @@ class SessionsHandler(NBSessionHandler):
         limit = self.count_arg("limit")
         before = self._query("before")
         manager = await self.manager()
-        if limit is None and before is None:
-            summaries, cursor = await manager.get_sessions(), None
-        else:
-            summaries, cursor = await manager.get_session_page(limit, before)
-        if cursor is not None:
-            self.set_header("X-Next-Cursor", cursor)
-        # Sent in slices, each encoded by pydantic-core and flushed before the next, so a list
-        # of 100,000 sessions never holds the event loop for more than a slice.
         self.set_header("Content-Type", "application/json")
-        starts = range(0, max(len(summaries), 1), _LIST_SLICE)
-        for start in starts:
-            chunk = _SUMMARIES.dump_json(summaries[start : start + _LIST_SLICE], by_alias=True)
-            self.write(chunk[:-1] if start == 0 else b"," + chunk[1:-1])
-            if start != starts[-1]:
-                await self.flush()
-        self.finish(b"]")
+        loop = asyncio.get_running_loop()
+        if limit is not None:  # one page (at most MAX_COUNT), read a slice at a time
+            summaries, cursor = await manager.get_session_page(limit, before)
+            if cursor is not None:
+                self.set_header("X-Next-Cursor", cursor)
+            self.finish(await loop.run_in_executor(None, _encode_summaries, summaries))
+            return
+        # The whole list (after ``before``), streamed a slice at a time: each read, checked
+        # and encoded on the store's thread and flushed before the next is read, so 100,000
+        # sessions never hold the event loop for more than a write, nor the server's memory
+        # for more than a slice.
+        opened = False
+        async for part in manager.session_slices(LIST_SLICE, before):
+            self.write(b"," + part.items if opened else b"[" + part.items)
+            opened = True
+            await self.flush()
+        self.finish(b"]" if opened else b"[]")
 
     @web.authenticated
     async def post(self) -> None:

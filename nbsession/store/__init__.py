@@ -1,6 +1,6 @@
 """Session stores: the interface, SQLite (the default) and in-memory (tests)."""
 
-from .base import SessionHead, Store, SummaryCursor
+from .base import SessionHead, Store, SummaryCursor, SummarySlice
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -12,4 +12,12 @@ def open_store(db_path: str) -> Store:
     return SQLiteStore(db_path)
 
 
-__all__ = ["MemoryStore", "SQLiteStore", "SessionHead", "Store", "SummaryCursor", "open_store"]
+__all__ = [
+    "MemoryStore",
+    "SQLiteStore",
+    "SessionHead",
+    "Store",
+    "SummaryCursor",
+    "SummarySlice",
+    "open_store",
+]

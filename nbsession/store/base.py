@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from pydantic import TypeAdapter
+
 from ..errors import InvalidRequest
 from ..session import Item, Session, SessionSummary
 
@@ -64,6 +66,26 @@ class SummaryCursor(NamedTuple):
     def precedes(self, summary: SessionSummary) -> bool:
         """Whether ``summary`` comes after this place in the newest-first order."""
         return (summary.created_at, summary.id) < (self.created_at, self.id)
+
+
+class SummarySlice(NamedTuple):
+    """A slice of the session list in its JSON wire form (``summaries_json``)."""
+
+    items: bytes  # the summaries' JSON objects, comma-separated, without the brackets
+    count: int
+    last: SummaryCursor | None  # the place after the last one; None when the slice is empty
+
+
+def summary_json(fields: Mapping[str, Any]) -> tuple[bytes, SummaryCursor]:
+    """One summary's JSON object (docker-agent's names) from its fields, checked by the model,
+    and the place after it. The model lives only for this call: a store encoding a long list
+    row by row leaves no objects behind to fill the heap's oldest generation (whose full
+    collection would hold every thread, the event loop's too, for a quarter second)."""
+    summary = SessionSummary.model_validate(fields)
+    return _SUMMARY.dump_json(summary, by_alias=True), SummaryCursor.after(summary)
+
+
+_SUMMARY: TypeAdapter[SessionSummary] = TypeAdapter(SessionSummary)
 
 
 @runtime_checkable
@@ -122,6 +144,10 @@ class Store(Protocol):
         """The greatest N among sessions titled ``<title> (fork N)`` (N in ASCII digits), 0
         when there is none: how a fork is numbered, asked of the store instead of reading
         every session (SQL: a range on the indexed title, then ``MAX`` of the number)."""
+
+    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
+        """The summaries ``list_summaries(limit, before)`` would return, encoded row by row
+        (``summary_json``) off the event loop: how a long list is streamed."""
 
     async def delete_session(self, session_id: str) -> None:
         """Remove the session and its items; ``UnknownSession`` if absent."""

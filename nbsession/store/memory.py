@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import Conflict, LeaseLost, NotFound, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SessionHead, SummaryCursor
+from .base import SessionHead, SummaryCursor, SummarySlice, summary_json
 
 
 class MemoryStore:
@@ -63,6 +63,11 @@ class MemoryStore:
         pattern = re.compile(re.escape(title) + r" \(fork ([0-9]+)\)")
         numbers = (pattern.fullmatch(s.title) for s in self._sessions.values())
         return max((int(match.group(1)) for match in numbers if match), default=0)
+
+    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
+        encoded = [summary_json(s.model_dump()) for s in await self.list_summaries(limit, before)]
+        last = encoded[-1][1] if encoded else None
+        return SummarySlice(b",".join(item for item, _ in encoded), len(encoded), last)
 
     async def delete_session(self, session_id: str) -> None:
         self._get(session_id)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from ..errors import Conflict, LeaseLost, NotFound, StoreError, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SessionHead, SummaryCursor
+from .base import SessionHead, SummaryCursor, SummarySlice, summary_json
 
 log = logging.getLogger("nbsession.store")
 
@@ -214,23 +214,24 @@ class SQLiteStore:
     async def list_summaries(
         self, limit: int | None = None, before: SummaryCursor | None = None
     ) -> list[SessionSummary]:
-        # The index on created_at serves the order and the cursor's range; only sessions with
-        # the cursor's exact instant are compared by id. LIMIT -1 is SQLite's "no limit".
-        where, params = "", []
-        if before is not None:
-            instant = _instant(before.created_at)
-            where = " WHERE created_at <= ? AND (created_at < ? OR id < ?)"
-            params = [instant, instant, before.id]
+        query = _summary_query(limit, before)
 
         def read(conn: sqlite3.Connection) -> list[SessionSummary]:
-            rows = conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS}, (SELECT COUNT(*) FROM items"
-                " WHERE items.session_id = sessions.id AND items.kind = 'message') AS num_messages"
-                f" FROM sessions{where} ORDER BY created_at DESC, id DESC LIMIT ?",
-                (*params, -1 if limit is None else limit),
-            ).fetchall()
+            rows = conn.execute(*query).fetchall()
             # Validated here, on the worker thread: 100,000 summaries are a second of CPU.
             return [SessionSummary.model_validate(dict(row)) for row in rows]
+
+        return await self._run(read)
+
+    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
+        query = _summary_query(limit, before)
+
+        def read(conn: sqlite3.Connection) -> SummarySlice:
+            items, last = [], None
+            for row in conn.execute(*query):  # one row, one model, at a time
+                item, last = summary_json(dict(row))
+                items.append(item)
+            return SummarySlice(b",".join(items), len(items), last)
 
         return await self._run(read)
 
@@ -500,6 +501,23 @@ def _migrate(conn: sqlite3.Connection) -> None:
             for statement in statements:
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+
+def _summary_query(limit: int | None, before: SummaryCursor | None) -> tuple[str, list[Any]]:
+    """The session list's SELECT: the index on created_at serves the order and the cursor's
+    range (only sessions at the cursor's exact instant are compared by id); messages are
+    counted on the items index, never read. LIMIT -1 is SQLite's "no limit"."""
+    where, params = "", []
+    if before is not None:
+        instant = _instant(before.created_at)
+        where = " WHERE created_at <= ? AND (created_at < ? OR id < ?)"
+        params = [instant, instant, before.id]
+    sql = (
+        f"SELECT {_SUMMARY_COLUMNS}, (SELECT COUNT(*) FROM items"
+        " WHERE items.session_id = sessions.id AND items.kind = 'message') AS num_messages"
+        f" FROM sessions{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+    )
+    return sql, [*params, -1 if limit is None else limit]  # type: ignore[list-item]
 
 
 def _instant(moment: datetime) -> str:
