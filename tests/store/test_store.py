@@ -7,6 +7,7 @@ unopened stores and each test opens them with ``opened``.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -397,6 +399,28 @@ async def test_pages_of_summaries_cover_every_session_once(
     assert [(s.created_at, s.id) for s in everything] == sorted(
         ((s.created_at, s.id) for s in everything), reverse=True
     )
+
+
+async def test_json_slices_are_the_summaries_in_wire_form(
+    make_store: Callable[[], Store],
+) -> None:
+    sessions = [
+        Session(id=f"s{n:03d}", title=f't\u00e9 "{n}"', created_at=T0 + timedelta(seconds=n // 3))
+        for n in range(20)
+    ]
+    async with opened(make_store()) as store:
+        for session in sessions:
+            await store.create_session(session)
+        await store.append_item("s005", message_item("one"))
+        expected = [summary.to_json() for summary in await store.list_summaries()]
+        streamed: list[Any] = []
+        cursor = None
+        while (part := await store.summaries_json(7, cursor)).count:
+            streamed += json.loads(b"[" + part.items + b"]")
+            assert part.count == len(json.loads(b"[" + part.items + b"]")) <= 7
+            cursor = part.last
+        assert streamed == expected
+        assert await store.summaries_json(3, cursor) == (b"", 0, None)
 
 
 def test_a_cursor_is_opaque_text_that_round_trips() -> None:
