@@ -637,12 +637,12 @@ async def test_internal_errors_hide_details_and_log_them(
 ) -> None:
     manager = await nbsession_app.started_manager()
 
-    async def broken() -> None:
+    async def broken(limit: int | None, before: str | None = None) -> None:
         raise RuntimeError("secret detail")
 
-    manager.get_sessions = broken
+    manager.get_session_page = broken
     with caplog.at_level(logging.ERROR):
-        reply = await api("GET", "api/sessions")
+        reply = await api("GET", "api/sessions", params={"limit": "5"})
     assert reply.json() == {
         "code": "internal",
         "message": "The server failed to handle this request.",
