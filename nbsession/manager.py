@@ -368,8 +368,9 @@ class SessionManager:
         full collection's worth of objects. Slices follow one another by cursor: a session
         created or deleted meanwhile is listed at most once."""
         cursor = None if before is None else SummaryCursor.decode(before)
+        active = self._activities()  # the turns running here as the list starts
         while True:
-            part = await self.store.summaries_json(size, cursor)
+            part = await self.store.summaries_json(size, cursor, active)
             if part.count:
                 yield part
             if part.count < size:
@@ -391,19 +392,25 @@ class SessionManager:
 
     def _with_activity(self, summaries: list[SessionSummary]) -> list[SessionSummary]:
         """The rows with what their turns do on this server (a waiting approval lights the
-        sidebar's badge). Read from memory only: a list costs no store read per row, and only
-        the few sessions with a turn here are looked at."""
-        active = {}
-        for session_id in self._sessions:
-            activity = self._local_activity(session_id, with_duration=False)
-            if activity is not None:
-                active[session_id] = activity
+        sidebar's badge)."""
+        active = self._activities()
         if not active:
             return summaries
         return [
             s if s.id not in active else s.model_copy(update={"activity": active[s.id]})
             for s in summaries
         ]
+
+    def _activities(self) -> dict[str, dict[str, Any]]:
+        """What the turns running on this server do, by session id. Read from memory only: a
+        list costs no store read per row, and only the few sessions with a turn here are
+        looked at."""
+        active = {}
+        for session_id in self._sessions:
+            activity = self._local_activity(session_id, with_duration=False)
+            if activity is not None:
+                active[session_id] = activity
+        return active
 
     async def delete_session(self, session_id: str) -> None:
         """Delete the session, cancel its turn and end its event log (after its last event)."""

@@ -145,9 +145,16 @@ class Store(Protocol):
         when there is none: how a fork is numbered, asked of the store instead of reading
         every session (SQL: a range on the indexed title, then ``MAX`` of the number)."""
 
-    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
+    async def summaries_json(
+        self,
+        limit: int,
+        before: SummaryCursor | None = None,
+        activity: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> SummarySlice:
         """The summaries ``list_summaries(limit, before)`` would return, encoded row by row
-        (``summary_json``) off the event loop: how a long list is streamed."""
+        (``summary_json``) off the event loop: how a long list is streamed. ``activity`` (by
+        session id: what its turn does, which the caller knows and the store never keeps)
+        fills the rows it names."""
 
     async def delete_session(self, session_id: str) -> None:
         """Remove the session and its items; ``UnknownSession`` if absent."""

@@ -64,8 +64,17 @@ class MemoryStore:
         numbers = (pattern.fullmatch(s.title) for s in self._sessions.values())
         return max((int(match.group(1)) for match in numbers if match), default=0)
 
-    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
-        encoded = [summary_json(s.model_dump()) for s in await self.list_summaries(limit, before)]
+    async def summaries_json(
+        self,
+        limit: int,
+        before: SummaryCursor | None = None,
+        activity: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> SummarySlice:
+        active = activity or {}
+        encoded = [
+            summary_json({**s.model_dump(), "activity": active.get(s.id)})
+            for s in await self.list_summaries(limit, before)
+        ]
         last = encoded[-1][1] if encoded else None
         return SummarySlice(b",".join(item for item, _ in encoded), len(encoded), last)
 

@@ -223,13 +223,21 @@ class SQLiteStore:
 
         return await self._run(read)
 
-    async def summaries_json(self, limit: int, before: SummaryCursor | None = None) -> SummarySlice:
+    async def summaries_json(
+        self,
+        limit: int,
+        before: SummaryCursor | None = None,
+        activity: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> SummarySlice:
         query = _summary_query(limit, before)
+        active = activity or {}
 
         def read(conn: sqlite3.Connection) -> SummarySlice:
             items, last = [], None
             for row in conn.execute(*query):  # one row, one model, at a time
-                item, last = summary_json(dict(row))
+                fields = dict(row)
+                fields["activity"] = active.get(fields["id"])
+                item, last = summary_json(fields)
                 items.append(item)
             return SummarySlice(b",".join(items), len(items), last)
 

@@ -412,10 +412,14 @@ async def test_json_slices_are_the_summaries_in_wire_form(
         for session in sessions:
             await store.create_session(session)
         await store.append_item("s005", message_item("one"))
-        expected = [summary.to_json() for summary in await store.list_summaries()]
+        busy = {"s007": {"state": "running_tool", "tool": "shell"}}
+        expected = [
+            {**summary.model_dump(mode="json", by_alias=True), "activity": busy.get(summary.id)}
+            for summary in await store.list_summaries()
+        ]
         streamed: list[Any] = []
         cursor = None
-        while (part := await store.summaries_json(7, cursor)).count:
+        while (part := await store.summaries_json(7, cursor, busy)).count:
             streamed += json.loads(b"[" + part.items + b"]")
             assert part.count == len(json.loads(b"[" + part.items + b"]")) <= 7
             cursor = part.last
