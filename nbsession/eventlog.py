@@ -23,7 +23,7 @@ import json
 import sys
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,7 +43,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One sequenced event, serialised once at append so every subscriber shares the bytes."""
+    """One sequenced event, serialised once at append, SSE frame included, so every
+    subscriber shares the same bytes and a fan-out to many clients formats nothing."""
 
     seq: int | None
     """The event's position in the log; ``None`` only for the per-connection ``GAP`` marker."""
@@ -51,12 +52,19 @@ class LogEntry:
     """The event's ``type``, kept apart so transports can branch without parsing ``data``."""
     data: bytes
     """The event as compact UTF-8 JSON."""
+    _frame: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The gap marker has no ``id`` line so it never becomes a resume point.
+        if self.seq is None:
+            framed = b"data: %b\n\n" % self.data
+        else:
+            framed = b"id: %d\ndata: %b\n\n" % (self.seq, self.data)
+        object.__setattr__(self, "_frame", framed)
 
     def frame(self) -> bytes:
-        """The SSE frame. The gap marker has no ``id`` line so it never becomes a resume point."""
-        if self.seq is None:
-            return b"data: %b\n\n" % self.data
-        return b"id: %d\ndata: %b\n\n" % (self.seq, self.data)
+        """The SSE frame (``id:``, ``data:``, a blank line), built once with the entry."""
+        return self._frame
 
 
 GAP = LogEntry(None, "gap", b'{"type":"gap"}')

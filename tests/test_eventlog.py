@@ -79,6 +79,15 @@ def test_frame_format() -> None:
     assert (GAP.seq, GAP.type) == (None, "gap")
 
 
+def test_a_frame_is_built_once_and_shared_by_every_reader() -> None:
+    log = RingEventLog()
+    one, two = log.subscribe(), log.subscribe()
+    log.append({"type": "tick"})
+    [first], [second] = one.take_ready(), two.take_ready()
+    assert first.frame() is second.frame()  # one bytes object, however many clients
+    assert first.frame() == b'id: 1\ndata: {"type":"tick"}\n\n'
+
+
 def test_json_compact_utf8_and_datetimes() -> None:
     log = RingEventLog()
     at = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))

@@ -35,7 +35,7 @@ from .schemas import (
     TitleRequest,
     TokensRequest,
 )
-from .sse import Ending, send_events
+from .sse import BATCH_INTERVAL, Ending, send_events
 from .wire import session_response
 
 _SUMMARIES = TypeAdapter(list[SessionSummary])
@@ -347,7 +347,11 @@ class EventsHandler(NBSessionHandler):
         with self.app.open_stream():
             try:
                 ending = await send_events(
-                    self, subscription, self.app.heartbeat_interval, subscription.wait_dropped()
+                    self,
+                    subscription,
+                    self.app.heartbeat_interval,
+                    subscription.wait_dropped(),
+                    batch=BATCH_INTERVAL,
                 )
             finally:
                 subscription.close()

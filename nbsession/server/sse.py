@@ -2,7 +2,8 @@
 
 Events are serialised once, when the log appends them (``LogEntry.frame()``): this module only
 concatenates bytes. After one entry arrives it drains everything else ready and writes it all
-with one flush, so a fast producer costs one syscall per loop tick, not one per event.
+with one flush; during a burst it writes at most once per ``BATCH_INTERVAL``, so a fast
+producer costs each client one syscall per interval, not one per event.
 
 The writer never blocks the producer: it waits for the client, and the log drops a reader that
 falls too far behind (a full log of events, or ``max_unsent_bytes`` appended while the writer
@@ -37,6 +38,16 @@ and go out as they come, so this costs a reading client nothing, while a stalled
 longer park megabytes in the kernel before its writer notices (benchmarks/bench_stalled.py)."""
 
 
+BATCH_INTERVAL = 0.02
+"""Seconds a watching stream (``/events``) waits after a write before the next, gathering what
+arrives meanwhile into one write; the first event after a quiet spell goes out at once. Every
+write is a syscall per client: with 100 watchers that never read, each event cost 100 of them
+until their buffers filled, and a reading client's rate fell to a tenth or less
+(benchmarks/bench_stalled.py). Text already streams in deltas merged over 50 ms, so a person
+sees no difference. A run stream answers the one client that waits for its end, so it writes
+as events come."""
+
+
 class EntrySource(Protocol):
     """What the writer reads: a ``TurnStream`` or an ``EventSubscription``."""
 
@@ -61,11 +72,13 @@ async def send_events(
     source: EntrySource,
     heartbeat: float,
     dropped: Awaitable[None] | None = None,
+    batch: float = 0.0,
 ) -> Ending:
     """Write ``source`` to ``handler``'s response as SSE until it ends or the client leaves.
 
     ``heartbeat`` is the idle time after which ``: ping`` is written. ``dropped`` resolves when
     the log lets the reader go, so even a reader stuck on a slow socket is let go at once.
+    ``batch`` is the least time between two writes (``BATCH_INTERVAL`` for a watcher).
     On ``FINISHED`` the caller finishes the response; otherwise the connection is gone.
     """
     # Events are small writes that must go out now: without TCP_NODELAY each waits on the
@@ -99,8 +112,10 @@ async def send_events(
     if dropped is not None:
         watchers.append(asyncio.ensure_future(dropped))
         watchers[1].add_done_callback(interrupt(Ending.DROPPED))
+    loop = asyncio.get_running_loop()
     try:
         await handler.flush()  # headers go out at once: the client sees the 200 first
+        next_write = loop.time()
         while True:
             try:
                 async with asyncio.timeout(heartbeat):
@@ -108,8 +123,12 @@ async def send_events(
             except TimeoutError:
                 handler.write(PING)
             else:
+                pause = next_write - loop.time()
+                if pause > 0:  # within a burst: let the next events join this write
+                    await asyncio.sleep(pause)
                 handler.write(b"".join(e.frame() for e in [arrived, *source.take_ready()]))
             await handler.flush()
+            next_write = loop.time() + batch
     except StopAsyncIteration:
         return Ending.FINISHED
     except SubscriberDropped:

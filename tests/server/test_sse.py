@@ -64,6 +64,23 @@ async def test_everything_ready_goes_out_in_one_write() -> None:
     assert handler.flushes == 2  # the headers, then the batch
 
 
+async def test_a_watcher_gathers_a_burst_into_one_write_after_the_first_event() -> None:
+    """The first event after a quiet spell goes out at once; those that follow within the
+    batch interval share the next write (one syscall per client, not one per event)."""
+    log = RingEventLog(64)
+    handler: Any = FakeHandler()
+    task = asyncio.ensure_future(send_events(handler, log.subscribe(), heartbeat=5, batch=0.5))
+    log.append({"type": "agent_choice", "content": "first"})
+    await handler.wrote.wait()
+    assert len(handler.writes) == 1  # at once
+    for index in range(10):  # a burst, one event per loop tick
+        log.append({"type": "agent_choice", "content": str(index)})
+        await asyncio.sleep(0)
+    log.close("done")
+    assert await task is Ending.FINISHED
+    assert handler.writes[1:] == [b"".join(e.frame() for e in log.entries_after(1))]
+
+
 async def test_an_idle_stream_sends_pings_until_the_client_leaves() -> None:
     log = RingEventLog(16)
     handler: Any = FakeHandler()
