@@ -38,7 +38,7 @@ and go out as they come, so this costs a reading client nothing, while a stalled
 longer park megabytes in the kernel before its writer notices (benchmarks/bench_stalled.py)."""
 
 
-BATCH_INTERVAL = 0.02
+BATCH_INTERVAL = 0.05
 """Seconds a watching stream (``/events``) waits after a write before the next, gathering what
 arrives meanwhile into one write; the first event after a quiet spell goes out at once. Every
 write is a syscall per client: with 100 watchers that never read, each event cost 100 of them
