@@ -4,7 +4,7 @@ A display layer registers a *pane factory*. ``run()`` calls it, in the caller's 
 notebook display lands in the running cell), with the session and the just-started turn
 (``Session``/``Turn`` from sync code, ``AsyncSession``/``AsyncTurn`` from async code). The
 factory returns a pane object, or None when it cannot show one here (no front end, say). While
-a pane is shown, ``run()`` leaves approvals and questions to it; without one it prints a hint
+a pane is shown, ``run()`` leaves approvals and questions to it; without one it logs a hint
 saying what the turn waits for and how to answer.
 
 When ``run()`` waited for the turn, it then calls the pane's ``finish()`` (if it has one) in

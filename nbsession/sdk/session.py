@@ -13,9 +13,9 @@ import concurrent.futures
 import contextlib
 import functools
 import json
+import logging
 import os
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +27,11 @@ from .errors import NBSessionError, SessionNotRunning, TurnFailed
 from .results import Event, FollowUp, Pending, TurnBuilder, TurnResult
 from .stream import EventStream
 from .transport import Transport
+
+# The SDK's notices go through logging, never bare prints: a turn waiting for an answer that
+# no pane shows is a warning, so Python's default handler still shows it (on stderr) to a
+# script or notebook that configured nothing, and an application can route or silence it.
+log = logging.getLogger("nbsession.sdk")
 
 T = TypeVar("T")
 
@@ -286,7 +291,7 @@ class AsyncSession:
 
         def hint(pending: Pending) -> None:
             if waiting["wait"] and not _answers_while_blocking(waiting["pane"]):
-                print(approval_hint(pending, self.where), flush=True)
+                log.warning("%s", approval_hint(pending, self.where))
 
         turn = await self.start(prompt, model, on_pending=hint)
         pane = waiting["pane"] = _show(self, turn, display)
@@ -432,12 +437,12 @@ def _show(session: Any, turn: Any, enabled: bool) -> Any:
     try:
         return display.open_pane(session, turn)
     except Exception as exc:
-        print(f"[nbsession] no live pane: {exc}", file=sys.stderr)
+        log.warning("no live pane: %s", exc)
         return None
 
 
 def _answers_while_blocking(pane: Any) -> bool:
-    """Whether ``pane`` takes answers while the caller blocks (else the hint is printed).
+    """Whether ``pane`` takes answers while the caller blocks (else the hint is logged).
 
     A pane says so with its ``answers_while_blocking`` attribute (default: it does)."""
     return pane is not None and bool(getattr(pane, "answers_while_blocking", True))
@@ -449,7 +454,7 @@ def _finish(pane: Any) -> None:
         try:
             display.finish_pane(pane)
         except Exception as exc:
-            print(f"[nbsession] the pane did not record the turn's end: {exc}", file=sys.stderr)
+            log.warning("the pane did not record the turn's end: %s", exc)
 
 
 # -- sync twins ----------------------------------------------------------------------------
@@ -547,7 +552,7 @@ class Turn:
                 # A question asked before this call is told only if it still waits.
                 asks = while_blocked or self.pending is notice
                 if asks and not _answers_while_blocking(self._pane):
-                    print(approval_hint(notice, self.session.where), flush=True)
+                    log.warning("%s", approval_hint(notice, self.session.where))
         except KeyboardInterrupt:
             self._stop()
             raise

@@ -40,7 +40,7 @@ def test_a_turn_returns_its_answer(client: nbsession.Client) -> None:
 
 
 def test_approval_from_another_thread_while_run_blocks(
-    client: nbsession.Client, capsys: pytest.CaptureFixture[str]
+    client: nbsession.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = client.create_session()
     approver = client.session(session.id)
@@ -62,7 +62,9 @@ def test_approval_from_another_thread_while_run_blocks(
     (call,) = result.tool_calls
     assert (call.name, call.arguments, call.needed_approval) == ("shell", {"cmd": "ls -la"}, True)
     assert call.output and not call.is_error
-    hint = capsys.readouterr().out
+    hints = [r for r in caplog.records if r.name == "nbsession.sdk"]  # logged, never printed
+    assert [r.levelname for r in hints] == ["WARNING"]
+    hint = hints[0].getMessage()
     assert hint.count("waits for approval: shell") == 1
     assert f"{client.where}/api/sessions/{session.id}/resume" in hint
 

@@ -105,9 +105,9 @@ def test_run_blocks_until_approved_over_rest(
     with live.client(SERVER_TOKEN) as http:
         reply = http.post(f"/api/sessions/{session.id}/resume", json={"confirmation": "approve"})
         assert reply.status_code == 200
-    out = _finished(thread, done).check().stdout
-    assert out.count("waits for approval: shell") == 1
-    assert "tool output: True normal" in out
+    output = _finished(thread, done).check()
+    assert output.stderr.count("waits for approval: shell") == 1  # a logged warning
+    assert "tool output: True normal" in output.stdout
 
 
 def test_interrupt_cancels_the_turn(own_kernel: ServerKernel, client: nbsession.Client) -> None:
@@ -200,7 +200,7 @@ def test_local_in_a_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "391" in done.stdout and "shell" in done.stdout
-    assert done.stdout.count("waits for approval") == 1
+    assert done.stderr.count("waits for approval") == 1  # Python's default log handler
     with nbsession.local(db_path=tmp_path / "s.db") as again:  # the store kept both turns
         (info,) = again.sessions()
         assert info.num_messages >= 4
