@@ -236,14 +236,13 @@ class JupyterToolset(Toolset):
                 return ToolResult(str(exc), is_error=True)
             return result if isinstance(result, ToolResult) else ToolResult(result)
 
-        return FunctionTool(
+        return self.function_tool(
             name=name,
             description=description,
             args=args,
             func=run,
             read_only=read_only,
             title=title,
-            category=self.type,
         )
 
     # -- where things are ---------------------------------------------------------------
