@@ -28,6 +28,7 @@ log = logging.getLogger("nbsession.config")
 
 SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
     {
+        "a2a",
         "api",
         "background_agents",
         "fetch",
@@ -636,7 +637,7 @@ class _Parser:
             if toolset_type not in SUPPORTED_TOOLSETS:
                 raise self.error(
                     f"{entry_key}.type",
-                    f"unsupported toolset type {toolset_type!r} "
+                    f"toolset type {toolset_type!r} is not supported by nbsession "
                     f"(supported: {', '.join(sorted(SUPPORTED_TOOLSETS))})",
                 )
             del entry["type"]

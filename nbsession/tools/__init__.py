@@ -13,6 +13,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from .a2a import A2AToolset
 from .api import APIToolset
 from .background_agents import BackgroundAgentsToolset
 from .base import (
@@ -42,6 +43,7 @@ from .user_prompt import UserPromptToolset
 ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
 _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
+    A2AToolset,
     APIToolset,
     BackgroundAgentsToolset,
     FetchToolset,
@@ -60,6 +62,7 @@ _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
 _OPTIONS_MODELS = {cls.type: cls.options_model for cls in _TOOLSET_CLASSES if cls.options_model}
 
 TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
+    A2AToolset.type: lambda options, _env: A2AToolset(options),
     APIToolset.type: lambda options, _env: APIToolset(options),
     BackgroundAgentsToolset.type: lambda _options, _env: BackgroundAgentsToolset(),
     OpenAPIToolset.type: lambda options, _env: OpenAPIToolset(options),
@@ -198,6 +201,7 @@ def _base_name(tool: Tool) -> str:
 
 __all__ = [
     "TOOLSET_FACTORIES",
+    "A2AToolset",
     "APIToolset",
     "BackgroundAgentsToolset",
     "ElicitationResult",

@@ -383,7 +383,7 @@ INVALID = [
     pytest.param(
         "agents: {root: {model: a/b, toolsets: [{type: shell}, {type: browser}]}}",
         "agents.root.toolsets[1].type",
-        "unsupported toolset type 'browser' (supported: api, background_agents, fetch, ",
+        "toolset type 'browser' is not supported by nbsession (supported: a2a, api, ",
         id="toolset-unsupported",
     ),
     pytest.param(
