@@ -40,9 +40,11 @@ SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
         "plan",
         "script",
         "shell",
+        "tasks",
         "think",
         "todo",
         "user_prompt",
+        "webhook",
     }
 )
 

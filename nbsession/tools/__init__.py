@@ -36,9 +36,11 @@ from .openapi import OpenAPIToolset
 from .plan import PlanToolset
 from .script import ScriptToolset
 from .shell import ShellToolset
+from .tasks import TasksToolset
 from .think import ThinkToolset
 from .todo import TodoToolset
 from .user_prompt import UserPromptToolset
+from .webhook import WebhookToolset
 
 ToolsetFactory = Callable[[Mapping[str, Any], ToolsetEnv], Toolset]
 
@@ -56,8 +58,10 @@ _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
     ScriptToolset,
     UserPromptToolset,
     ShellToolset,
+    TasksToolset,
     ThinkToolset,
     TodoToolset,
+    WebhookToolset,
 )
 _OPTIONS_MODELS = {cls.type: cls.options_model for cls in _TOOLSET_CLASSES if cls.options_model}
 
@@ -75,8 +79,10 @@ TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     ScriptToolset.type: lambda options, _env: ScriptToolset(options),
     UserPromptToolset.type: lambda _options, _env: UserPromptToolset(),
     ShellToolset.type: lambda options, _env: ShellToolset(options),
+    TasksToolset.type: TasksToolset,
     ThinkToolset.type: lambda _options, _env: ThinkToolset(),
     TodoToolset.type: lambda _options, _env: TodoToolset(),
+    WebhookToolset.type: lambda options, _env: WebhookToolset(options),
 }
 
 
@@ -215,6 +221,7 @@ __all__ = [
     "PlanToolset",
     "ScriptToolset",
     "ShellToolset",
+    "TasksToolset",
     "ThinkToolset",
     "TodoToolset",
     "Tool",
@@ -225,6 +232,7 @@ __all__ = [
     "ToolsetEnv",
     "ToolsetFactory",
     "UserPromptToolset",
+    "WebhookToolset",
     "build_toolsets",
     "check_toolset",
     "ignored_options",
