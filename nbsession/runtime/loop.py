@@ -71,6 +71,7 @@ from ..tools.base import (
 from ..tools.handoff import HandoffArgs, handed_off, handoff_tool
 from ..tools.jupyter import JupyterHost
 from ..tools.transfer_task import START, TransferTaskArgs, member_task, transfer_task_tool
+from ..tools.undo import StoredUndoHistory
 from . import events
 from .convert import History, from_model_response, model_tool_definitions, tool_call_of
 from .models import (
@@ -258,7 +259,7 @@ class AgentRuntime:
         ``options`` are the capacities and ``title_model`` of ``__init__``.
         """
         agent = team.agent(agent_name)
-        toolsets, tools = await _toolsets_of(agent, team, recorder.session, data_dir, jupyter)
+        toolsets, tools = await _toolsets_of(agent, team, recorder, data_dir, jupyter)
         return cls(
             recorder=recorder,
             team=team,
@@ -870,7 +871,7 @@ class AgentRuntime:
         instruction heads the history, and ``_steps`` picks its model for the next call."""
         agent = self.team.agent(agent_name)
         toolsets, tools = await _toolsets_of(
-            agent, self.team, self.recorder.session, self.data_dir, self.jupyter
+            agent, self.team, self.recorder, self.data_dir, self.jupyter
         )
         previous, self._toolsets = self._toolsets, toolsets
         self.agent_name = agent.name
@@ -1376,12 +1377,14 @@ class AgentRuntime:
 async def _toolsets_of(
     agent: AgentConfig,
     team: TeamConfig,
-    session: Session,
+    recorder: SessionRecorder,
     data_dir: str,
     jupyter: JupyterHost | None,
 ) -> tuple[list[Toolset], list[Tool]]:
-    """The agent's fresh toolsets for ``session``, and the tools of those that need no start
-    (the others, MCP servers, start at the beginning of a turn, where their events go)."""
+    """The agent's fresh toolsets for the recorder's session, and the tools of those that need
+    no start (the others, MCP servers, start at the beginning of a turn, where their events
+    go). Their undo history is the root session's, in its store."""
+    session = recorder.session
     env = ToolsetEnv(
         working_dir=session.working_dir,
         data_dir=data_dir,
@@ -1390,6 +1393,7 @@ async def _toolsets_of(
         jupyter=jupyter,
         kernel_id=session.kernel_id,
         notebook_path=session.notebook_path,
+        undo=StoredUndoHistory(recorder.store, recorder.root_session_id),
     )
     toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
     tools: list[Tool] = []

@@ -109,6 +109,11 @@ class SessionRecorder:
     def session_id(self) -> str:
         return self.session.id
 
+    @property
+    def root_session_id(self) -> str:
+        """The stored session this one is, or lies in (a sub-session is an item of it)."""
+        return self.session.id
+
     def emit(self, event: dict[str, Any]) -> LogEntry | None:
         """Publish an event; after the session was deleted its log is closed and this is a no-op."""
         return self.deltas.emit(event)
@@ -210,6 +215,10 @@ class SubSessionRecorder(SessionRecorder):
         if announce is not None:
             self.emit(announce(position))
         return position
+
+    @property
+    def root_session_id(self) -> str:
+        return self.parent.root_session_id
 
     async def save(self, leased: bool = True) -> None:
         """Rewrite this sub-session's item in the parent, after a change inside it."""

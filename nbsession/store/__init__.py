@@ -1,6 +1,6 @@
 """Session stores: the interface, SQLite (the default) and in-memory (tests)."""
 
-from .base import SessionHead, Store, SummaryCursor, SummarySlice
+from .base import SessionHead, Store, SummaryCursor, SummarySlice, UndoEntry
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -19,5 +19,6 @@ __all__ = [
     "Store",
     "SummaryCursor",
     "SummarySlice",
+    "UndoEntry",
     "open_store",
 ]

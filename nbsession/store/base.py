@@ -29,6 +29,32 @@ class SessionHead:
     lease_owner: str | None  # who runs a turn on it now; None when free or expired
 
 
+@dataclass(frozen=True)
+class UndoEntry:
+    """The version before one edit a tool made, kept so that the edit can be taken back
+    (the jupyter toolset's cell edits). The store keeps the texts as they are given; only the
+    toolset that wrote an entry reads ``previous`` and ``current``."""
+
+    toolset: str  # whose history it is: one toolset never undoes another's edits
+    target: str  # what the edit changed (a notebook's path): undo may ask for one target's
+    summary: str  # the edit in words, for the undo's answer ("Replaced cell 2 of a.ipynb")
+    previous: str  # the version before the edit, encoded by the toolset
+    current: str  # a digest of the version the edit wrote: undo refuses once it moved on
+    id: int = 0  # the store's number for it, growing with each push (0 until pushed)
+
+
+def trim_undo(entries: list[UndoEntry], keep: int, max_bytes: int) -> list[UndoEntry]:
+    """The newest of ``entries`` (oldest first) within the bounds ``push_undo`` states."""
+    kept: list[UndoEntry] = []
+    total = 0
+    for entry in reversed(entries):
+        total += len(entry.previous.encode())
+        if kept and (len(kept) >= keep or total > max_bytes):
+            break
+        kept.append(entry)
+    return kept[::-1]
+
+
 class SummaryCursor(NamedTuple):
     """A place in the session list (newest ``created_at`` first, then greatest ``id``): the
     last session a page showed. The next page holds the sessions strictly after it, so a
@@ -212,3 +238,21 @@ class Store(Protocol):
 
     async def release_lease(self, session_id: str, owner: str) -> None:
         """Give the lease up if ``owner`` holds it; a no-op otherwise, or if the session is gone."""
+
+    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
+        """Add ``entry`` (its ``id`` ignored) to the session's undo history and return the id
+        it got; then drop the oldest entries of its toolset's history beyond the newest
+        ``keep``, or once their ``previous`` texts pass ``max_bytes`` in UTF-8 (the newest is
+        always kept), in the same transaction (``trim_undo``). ``UnknownSession`` if absent.
+
+        The history is not part of the session: its version does not change, and no lease is
+        needed (an edit a tool made is real whoever holds the turn). It goes with the session
+        when that is deleted (SQL: a foreign key with ``ON DELETE CASCADE``).
+        """
+
+    async def last_undo(self, session_id: str, toolset: str, target: str = "") -> UndoEntry | None:
+        """The newest entry of ``toolset``'s history in the session (of ``target`` when
+        given), or None: none left, or no such session."""
+
+    async def drop_undo(self, session_id: str, entry_id: int) -> None:
+        """Forget one entry (its edit was undone); a no-op if it is already gone."""

@@ -8,6 +8,8 @@ same encoding rule as SQLite's (``session.storable``), so both refuse the same v
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 import time
 from collections.abc import Mapping
@@ -15,7 +17,14 @@ from typing import Any
 
 from ..errors import Conflict, LeaseLost, NotFound, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SessionHead, SummaryCursor, SummarySlice, summary_json
+from .base import (
+    SessionHead,
+    SummaryCursor,
+    SummarySlice,
+    UndoEntry,
+    summary_json,
+    trim_undo,
+)
 
 
 class MemoryStore:
@@ -25,6 +34,8 @@ class MemoryStore:
         self._sessions: dict[str, Session] = {}
         self._versions: dict[str, int] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # session -> (owner, monotonic expiry)
+        self._undo: dict[str, list[UndoEntry]] = {}  # session -> its undo history, oldest first
+        self._undo_ids = itertools.count(1)
 
     async def open(self) -> None:
         """Nothing to prepare: the dict exists from construction."""
@@ -83,6 +94,7 @@ class MemoryStore:
         del self._sessions[session_id]
         del self._versions[session_id]
         self._leases.pop(session_id, None)
+        self._undo.pop(session_id, None)
 
     async def update_session(
         self, session_id: str, fields: Mapping[str, Any], owner: str = ""
@@ -158,6 +170,25 @@ class MemoryStore:
     async def release_lease(self, session_id: str, owner: str) -> None:
         if self._leases.get(session_id, (None, 0.0))[0] == owner:
             del self._leases[session_id]
+
+    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
+        self._get(session_id)
+        pushed = dataclasses.replace(entry, id=next(self._undo_ids))
+        history = [*self._undo.get(session_id, []), pushed]
+        same = [e for e in history if e.toolset == entry.toolset]
+        kept = {e.id for e in trim_undo(same, keep, max_bytes)}
+        self._undo[session_id] = [e for e in history if e.toolset != entry.toolset or e.id in kept]
+        return pushed.id
+
+    async def last_undo(self, session_id: str, toolset: str, target: str = "") -> UndoEntry | None:
+        for entry in reversed(self._undo.get(session_id, [])):
+            if entry.toolset == toolset and (not target or entry.target == target):
+                return entry
+        return None
+
+    async def drop_undo(self, session_id: str, entry_id: int) -> None:
+        history = self._undo.get(session_id, [])
+        self._undo[session_id] = [entry for entry in history if entry.id != entry_id]
 
     def _owned(self, session_id: str, owner: str) -> Session:
         """The stored session, for a write by ``owner`` ("" for anyone): ``LeaseLost`` unless

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from ..errors import Conflict, LeaseLost, NotFound, StoreError, UnknownSession
 from ..session import META_FIELDS, Item, Session, SessionSummary, storable, storable_fields
-from .base import SessionHead, SummaryCursor, SummarySlice, summary_json
+from .base import SessionHead, SummaryCursor, SummarySlice, UndoEntry, summary_json
 
 log = logging.getLogger("nbsession.store")
 
@@ -102,6 +102,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 5: forks are numbered from the titles that start like theirs (``last_fork_number``).
     ("CREATE INDEX sessions_title ON sessions(title)",),
+    # 6: what a tool's edits replaced, so undo works after a restart (``push_undo``).
+    (
+        """
+        CREATE TABLE undo_entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            toolset TEXT NOT NULL,
+            target TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            previous TEXT NOT NULL,
+            current TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX undo_history ON undo_entries(session_id, toolset, id)",
+    ),
 ]
 
 # Columns of ``sessions`` that are the store's own bookkeeping, not session fields.
@@ -437,6 +452,59 @@ class SQLiteStore:
             )
 
         await self._run(release)
+
+    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
+        def push(conn: sqlite3.Connection) -> int:
+            with _transaction(conn, "IMMEDIATE"):
+                if not conn.execute(
+                    "SELECT 1 FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone():
+                    raise UnknownSession(session_id)
+                entry_id = conn.execute(
+                    "INSERT INTO undo_entries"
+                    " (session_id, toolset, target, summary, previous, current)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        session_id,
+                        entry.toolset,
+                        entry.target,
+                        entry.summary,
+                        entry.previous,
+                        entry.current,
+                    ),
+                ).fetchone()[0]
+                # Newest first: the n-th entry and the bytes of the n newest (trim_undo's rule).
+                conn.execute(
+                    "DELETE FROM undo_entries WHERE id IN (SELECT id FROM (SELECT id,"
+                    " ROW_NUMBER() OVER newest AS n,"
+                    " SUM(length(CAST(previous AS BLOB))) OVER newest AS total"
+                    " FROM undo_entries WHERE session_id = ? AND toolset = ?"
+                    " WINDOW newest AS (ORDER BY id DESC))"
+                    " WHERE n > 1 AND (n > ? OR total > ?))",
+                    (session_id, entry.toolset, keep, max_bytes),
+                )
+                return int(entry_id)
+
+        return await self._run(push)
+
+    async def last_undo(self, session_id: str, toolset: str, target: str = "") -> UndoEntry | None:
+        def read(conn: sqlite3.Connection) -> UndoEntry | None:
+            row = conn.execute(
+                "SELECT id, toolset, target, summary, previous, current FROM undo_entries"
+                " WHERE session_id = ? AND toolset = ? AND (? = '' OR target = ?)"
+                " ORDER BY id DESC LIMIT 1",
+                (session_id, toolset, target, target),
+            ).fetchone()
+            return None if row is None else UndoEntry(**dict(row))
+
+        return await self._run(read)
+
+    async def drop_undo(self, session_id: str, entry_id: int) -> None:
+        await self._run(
+            lambda conn: conn.execute(
+                "DELETE FROM undo_entries WHERE session_id = ? AND id = ?", (session_id, entry_id)
+            )
+        )
 
     async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` with the connection, on the worker thread that owns it."""

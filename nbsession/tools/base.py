@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from .jupyter.host import JupyterHost
+    from .undo import UndoHistory
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ class ToolsetEnv:
     and relative paths in options resolve as docker-agent's do. ``jupyter`` is the hosting
     Jupyter server's kernels and notebooks (None outside one), and ``kernel_id`` and
     ``notebook_path`` the session's binding to a notebook kernel (SPEC 9), for the jupyter
-    toolset's defaults.
+    toolset's defaults. ``undo`` is the session's undo history of tool edits, kept in the
+    session store (None: the toolset keeps its own, for as long as it lives).
     """
 
     working_dir: str = ""
@@ -185,6 +187,7 @@ class ToolsetEnv:
     jupyter: JupyterHost | None = None
     kernel_id: str = ""
     notebook_path: str = ""
+    undo: UndoHistory | None = None
 
 
 _ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+
+import nbformat
 
 from .turn_helpers import of_type, open_manager, read_until, run_turn, user, write_agent
 
@@ -29,6 +33,47 @@ async def test_memories_outlive_the_session_and_the_server(tmp_path: Path) -> No
         [response] = of_type(events, "tool_call_response")
         [memory] = json.loads(response["result"]["output"])
         assert memory["memory"] == "The user's cat is called Tom"
+
+
+def cell_sources(path: Path) -> list[str]:
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells]
+
+
+async def test_a_cell_edit_is_undone_after_a_restart_and_its_history_goes_with_the_session(
+    tmp_path: Path,
+) -> None:
+    write_agent(tmp_path / "agents", "editor", toolsets=["jupyter"])
+    notebook = tmp_path / "a.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), notebook)
+    replace = call_text("replace_cell", path="a.ipynb", index=0, source="x = 2")
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        [edited] = of_type(
+            await run_turn(mgr, session.id, replace, agent="editor"), "tool_call_response"
+        )
+        assert edited["result"] == {
+            "output": "Replaced cell 0 in a.ipynb (now 1 cells).",
+            "isError": False,
+        }
+    assert cell_sources(notebook) == ["x = 2"]
+
+    async with open_manager(tmp_path) as mgr:  # a new manager on the same file: a restart
+        events = await run_turn(mgr, session.id, "call `undo_last_edit`", agent="editor")
+        [undone] = of_type(events, "tool_call_response")
+        assert undone["result"]["output"] == "Undone: Replaced cell 0 in a.ipynb (now 1 cells)."
+        assert cell_sources(notebook) == ["x = 1"]
+        again = of_type(
+            await run_turn(mgr, session.id, "call `undo_last_edit`", agent="editor"),
+            "tool_call_response",
+        )
+        assert again[0]["result"]["output"].startswith("Nothing to undo")
+
+        await run_turn(mgr, session.id, replace, agent="editor")
+        with closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            assert db.execute("SELECT COUNT(*) FROM undo_entries").fetchone() == (1,)
+        await mgr.delete_session(session.id)
+        with closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            assert db.execute("SELECT COUNT(*) FROM undo_entries").fetchone() == (0,)
 
 
 async def test_user_prompt_is_an_elicitation(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from nbsession.session import (
     Usage,
     user_message,
 )
-from nbsession.store import MemoryStore, SQLiteStore, Store, SummaryCursor
+from nbsession.store import MemoryStore, SQLiteStore, Store, SummaryCursor, UndoEntry
 from nbsession.store import sqlite as sqlite_module
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -452,6 +452,67 @@ async def test_delete_removes_the_session_and_its_items(make_store: Callable[[],
         assert (await store.get_session(doomed.id)).messages == []
 
 
+def undo(target: str, previous: str = "v", toolset: str = "jupyter") -> UndoEntry:
+    return UndoEntry(toolset, target, f"edited {target}", previous, f"digest of {target}")
+
+
+async def test_undo_history_is_per_session_and_toolset_newest_first(
+    make_store: Callable[[], Store],
+) -> None:
+    async with opened(make_store()) as store:
+        one, two = Session(), Session()
+        await store.create_session(one)
+        await store.create_session(two)
+        first = await store.push_undo(one.id, undo("a.ipynb", "A0"), 50, 1 << 20)
+        second = await store.push_undo(one.id, undo("b.ipynb", "B0"), 50, 1 << 20)
+        await store.push_undo(one.id, undo("a.ipynb", "F0", toolset="filesystem"), 50, 1 << 20)
+        await store.push_undo(two.id, undo("a.ipynb", "other"), 50, 1 << 20)
+        assert first < second
+        assert await store.last_undo(one.id, "jupyter") == UndoEntry(
+            "jupyter", "b.ipynb", "edited b.ipynb", "B0", "digest of b.ipynb", second
+        )
+        assert (await store.last_undo(one.id, "jupyter", "a.ipynb")).previous == "A0"  # type: ignore[union-attr]
+        await store.drop_undo(one.id, second)
+        await store.drop_undo(one.id, second)  # already gone: nothing happens
+        assert (await store.last_undo(one.id, "jupyter")).id == first  # type: ignore[union-attr]
+        assert (await store.last_undo(two.id, "jupyter")).previous == "other"  # type: ignore[union-attr]
+        assert await store.last_undo(one.id, "jupyter", "c.ipynb") is None
+        assert await store.last_undo("nope", "jupyter") is None
+        with pytest.raises(UnknownSession):
+            await store.push_undo("nope", undo("a.ipynb"), 50, 1 << 20)
+        # A version bump would tell other servers their copy of the session is stale: none.
+        assert (await store.session_head(one.id)).version == 0
+        await store.delete_session(one.id)
+        await store.create_session(Session(id=one.id))  # the id again, without its history
+        assert await store.last_undo(one.id, "jupyter") is None
+
+
+async def test_undo_history_keeps_the_newest_within_its_bounds(
+    make_store: Callable[[], Store],
+) -> None:
+    async with opened(make_store()) as store:
+        session = Session()
+        await store.create_session(session)
+
+        async def previous_texts() -> list[str]:
+            texts = []
+            while (entry := await store.last_undo(session.id, "jupyter")) is not None:
+                texts.append(entry.previous)
+                await store.drop_undo(session.id, entry.id)
+            return texts
+
+        for n in range(5):
+            await store.push_undo(session.id, undo("a", f"v{n}"), 3, 1000)
+        await store.push_undo(session.id, undo("a", "f", toolset="filesystem"), 3, 1000)
+        assert await previous_texts() == ["v4", "v3", "v2"]  # at most 3: the oldest went first
+        for n in range(4):  # 4 bytes each ("é" takes two): two fit in 10
+            await store.push_undo(session.id, undo("a", f"é{n}x"), 50, 10)
+        assert await previous_texts() == ["é3x", "é2x"]
+        await store.push_undo(session.id, undo("a", "x" * 100), 50, 10)  # alone too big: kept
+        assert await previous_texts() == ["x" * 100]
+        assert (await store.last_undo(session.id, "filesystem")).previous == "f"  # type: ignore[union-attr]
+
+
 async def test_ping(make_store: Callable[[], Store]) -> None:
     async with opened(make_store()) as store:
         assert await store.ping()
@@ -609,8 +670,14 @@ async def test_sqlite_data_survives_reopen(db_path: Path) -> None:
     async with opened(SQLiteStore(str(db_path))) as store:
         got = await store.get_session(session.id)
         assert await store.append_item(session.id, message_item("again")) == 6
+        await store.push_undo(session.id, undo("a.ipynb", "before"), 50, 1 << 20)
     assert got.title == "renamed"
     assert got.messages == [*session.messages, after]
+    async with opened(SQLiteStore(str(db_path))) as store:
+        assert (await store.last_undo(session.id, "jupyter")).previous == "before"  # type: ignore[union-attr]
+        await store.delete_session(session.id)
+    with raw(db_path) as conn:  # the history went with its session (a foreign key cascade)
+        assert conn.execute("SELECT COUNT(*) FROM undo_entries").fetchone() == (0,)
 
 
 async def test_sqlite_migrations_run_once_each(

@@ -137,8 +137,3 @@ def delete_cell(notebook: dict[str, Any], index: int) -> tuple[dict[str, Any], i
     changed = copy.deepcopy(notebook)
     del changed["cells"][index]
     return changed, index
-
-
-def same_cells(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two versions have the same cells (types and sources; outputs may differ)."""
-    return structure(a) == structure(b)

@@ -11,15 +11,18 @@ Notebooks are read and saved through the host (the server's contents manager), c
 root directory like the filesystem toolset's paths. Each edit's confirmation carries the
 unified diff of the cells; every edit keeps the previous version, and ``undo_last_edit`` puts
 it back unless the cells changed since (the user's own edits are never overwritten). The
-previous versions live in the toolset, so they last as long as the session's runtime; the
-version each edit replaces is also saved as the notebook's Jupyter checkpoint, which outlives
-it (JupyterLab's File > Revert Notebook to Checkpoint).
+previous versions are the session's undo history in the session store (``tools/undo.py``), so
+an edit can be undone after the runtime was released or the server restarted; the version each
+edit replaces is also saved as the notebook's Jupyter checkpoint (JupyterLab's File > Revert
+Notebook to Checkpoint).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,15 +31,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from ...errors import StoreError, UnknownSession
+from ...store.base import UndoEntry
 from ..base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
 from ..filesystem import PathEscape, resolve_inside
+from ..undo import LocalUndoHistory
 from . import notebooks
 from .host import JupyterHost, NotebookNotFound, StandaloneHost, UnknownKernel
 from .kernel import Execution, KernelConnection
 from .outputs import bounded, outputs_text
 
 OWN = "own"
-UNDO_DEPTH = 50  # previous versions kept per toolset
 MAX_LISTED = 500  # notebooks list_notebooks shows
 BUSY_GRACE = 5.0  # seconds a busy kernel may take to turn idle before a run is refused
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
@@ -116,12 +121,14 @@ class _Refused(Exception):
 
 @dataclass(frozen=True)
 class _Change:
-    """A notebook edit worked out before it happens: what the preview shows and the call does."""
+    """A notebook edit worked out before it happens: what the preview shows and the call does;
+    ``undoes`` is the history entry an undo takes back."""
 
     path: str
     before: dict[str, Any]
     after: dict[str, Any]
     done: str
+    undoes: UndoEntry | None = None
 
 
 class JupyterToolset(Toolset):
@@ -146,7 +153,7 @@ class JupyterToolset(Toolset):
         self._kernel_lock = asyncio.Lock()  # starting the own kernel once
         self._connections: dict[str, KernelConnection] = {}
         self._edit_lock = asyncio.Lock()  # one read-modify-write of a notebook at a time
-        self._undo: list[_Change] = []
+        self._undo = env.undo or LocalUndoHistory()
         self._tools: list[Tool] = [
             self._tool(
                 "run_code",
@@ -212,7 +219,6 @@ class JupyterToolset(Toolset):
                 "unless its cells changed since.",
                 NotebookArgs,
                 self._plan_undo,
-                undo=True,
             ),
         ]
 
@@ -458,32 +464,39 @@ class JupyterToolset(Toolset):
 
     async def _plan_undo(self, args: NotebookArgs, ctx: ToolContext) -> _Change:
         wanted = self._api_path(ctx, args.path) if args.path else ""
-        last = next((c for c in reversed(self._undo) if c.path == wanted or not wanted), None)
+        last = await self._undo.last(self.type, wanted)
         if last is None:
             where = f" of {wanted}" if wanted else ""
             raise _Refused(f"Nothing to undo: this session made no edit{where} (or undid it).")
-        current = await self._read(ctx, last.path)
-        if not notebooks.same_cells(current, last.after):
+        current = await self._read(ctx, last.target)
+        if _digest(current) != last.current:
             raise _Refused(
-                f"{last.path} changed since the edit ({last.done}); undo refused so those "
+                f"{last.target} changed since the edit ({last.summary}); undo refused so those "
                 "changes are not lost. Edit the cells instead."
             )
-        return _Change(last.path, current, last.before, f"Undone: {last.done}")
+        previous = json.loads(last.previous)
+        return _Change(last.target, current, previous, f"Undone: {last.summary}", last)
 
-    async def apply(self, change: _Change, ctx: ToolContext, undo: bool) -> str:
+    async def apply(self, change: _Change, ctx: ToolContext) -> str:
         """Save a planned edit, the version it replaces kept as the notebook's checkpoint;
-        remember the previous version (or forget the undone one)."""
+        remember the previous version in the undo history (or forget the undone one)."""
         host = self.host(ctx)
         await host.checkpoint(change.path)
         await host.write_notebook(change.path, change.after)
-        if undo:
-            index = max(i for i, c in enumerate(self._undo) if c.path == change.path)
-            del self._undo[index]
-        else:
-            self._undo.append(change)
-            del self._undo[:-UNDO_DEPTH]
         count = len(notebooks.cells(change.after))
-        return f"{change.done} (now {count} cells)."
+        done = f"{change.done} (now {count} cells)."
+        try:
+            if change.undoes is not None:
+                await self._undo.drop(change.undoes)
+            else:
+                previous = json.dumps(change.before)
+                entry = UndoEntry(
+                    self.type, change.path, change.done, previous, _digest(change.after)
+                )
+                await self._undo.push(entry)
+        except (StoreError, UnknownSession):  # the edit stands; only its undo is lost
+            return f"{done} It cannot be undone: the session store did not keep it."
+        return done
 
     async def close(self) -> None:
         for connection in self._connections.values():
@@ -511,12 +524,9 @@ class _EditTool(FunctionTool[Any]):
         description: str,
         args: type[BaseModel],
         plan: Callable[[Any, ToolContext], Awaitable[_Change]],
-        *,
-        undo: bool = False,
     ) -> None:
         self._toolset = toolset
         self._plan = plan
-        self._undo = undo
         super().__init__(
             name=name,
             description=description,
@@ -530,7 +540,7 @@ class _EditTool(FunctionTool[Any]):
         async with self._toolset._edit_lock:
             try:
                 change = await self._plan(args, ctx)
-                return ToolResult(await self._toolset.apply(change, ctx, self._undo))
+                return ToolResult(await self._toolset.apply(change, ctx))
             except _Refused as exc:
                 return ToolResult(str(exc), is_error=True)
 
@@ -547,6 +557,11 @@ def _edit(edit: Callable[..., tuple[dict[str, Any], int]], *args: Any) -> tuple[
         return edit(*args)
     except notebooks.CellError as exc:
         raise _Refused(str(exc)) from None
+
+
+def _digest(notebook: dict[str, Any]) -> str:
+    """What undo compares: the cells' types and sources (outputs may change meanwhile)."""
+    return hashlib.sha256(notebooks.structure(notebook).encode()).hexdigest()
 
 
 def _with_status(text: str, execution: Execution, timeout: float, kernel_id: str) -> str:
