@@ -115,6 +115,13 @@ def tool_call_response(
     )
 
 
+def plan_updated(session_id: str, agent_name: str, content: str, path: str) -> Event:
+    """The session's plan was written (docker-agent's ``PlanUpdatedEvent``): ``path`` is its
+    file, left out when the plan is kept in memory."""
+    fields = {"path": path} if path else {}
+    return _event("plan_updated", agent_name, session_id=session_id, content=content, **fields)
+
+
 def token_usage(session_id: str, agent_name: str, usage: Mapping[str, Any]) -> Event:
     return _event("token_usage", agent_name, session_id=session_id, usage=dict(usage))
 

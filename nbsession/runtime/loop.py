@@ -1237,7 +1237,11 @@ class AgentRuntime:
             elicit=self._elicit if self.interactive else None,
             output=output,
             run_agent=self._run_background,
+            plan_updated=self._plan_updated,
         )
+
+    def _plan_updated(self, content: str, path: str) -> None:
+        self.recorder.emit(events.plan_updated(self.session_id, self.agent_name, content, path))
 
     async def _call_tool(self, tool: Tool, call: ToolCall) -> ToolResult:
         arguments = _arguments(call)

@@ -221,10 +221,35 @@ class SessionStatus(Reply):
     )
 
 
-class Event(Reply):
+class AnyEvent(Reply):
     """One SSE ``data:`` payload (SPEC 4); the ``id:`` line carries its sequence number."""
 
     type: str = Field(examples=["agent_choice"])
+    agent_name: str = ""
+    timestamp: str = Field("", description="RFC 3339.")
+
+
+class ToolCallOutputEvent(AnyEvent):
+    """A piece of a running call's output, before its ``tool_call_response`` (docker-agent's
+    ``tool_call_output``): what ``shell`` and ``script`` commands print, an MCP server's
+    progress notifications."""
+
+    type: Literal["tool_call_output"]
+    tool_call_id: str
+    tool_definition: dict[str, Any] = Field(description="docker-agent's tool JSON.")
+    output: str = Field(description="The next piece of text.")
+
+
+class PlanUpdatedEvent(AnyEvent):
+    """``write_plan`` replaced the session's plan (docker-agent's ``plan_updated``)."""
+
+    type: Literal["plan_updated"]
+    session_id: str
+    content: str = Field(description="The whole plan, as Markdown.")
+    path: str = Field("", description="Its file; absent when plans are kept in memory.")
+
+
+Event = ToolCallOutputEvent | PlanUpdatedEvent | AnyEvent
 
 
 KernelIdField = Annotated[

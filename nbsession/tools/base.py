@@ -50,15 +50,20 @@ class ToolDefinition:
 
 @dataclass(frozen=True)
 class ToolResult:
-    """What the model sees as the answer to one tool call."""
+    """What the model sees as the answer to one tool call; ``meta`` (JSON) is for clients
+    only, as docker-agent's ``ToolCallResult.Meta`` (the todo list after a todo tool)."""
 
     output: str
     is_error: bool = False
+    meta: Any = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``result`` object of a ``tool_call_response`` event (SPEC 4), with docker-agent's
         ``isError`` name: its clients read a failed tool as a success otherwise."""
-        return {"output": self.output, "isError": self.is_error}
+        result: dict[str, Any] = {"output": self.output, "isError": self.is_error}
+        if self.meta is not None:
+            result["meta"] = self.meta
+        return result
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class ElicitationResult:
 Elicit = Callable[[str, Mapping[str, Any]], Awaitable[ElicitationResult]]
 # Takes a piece of a running call's output (text as it comes, not yet the result).
 Output = Callable[[str], None]
+# Tells the session's watchers that its plan changed: (content, path of its file or "").
+PlanUpdated = Callable[[str, str], None]
 # Runs a sub-agent of the caller on a task, without a person to ask: (agent, task,
 # expected_output, its text as it comes) -> its answer, or why it could not work.
 RunAgent = Callable[[str, str, str, Output], Awaitable["ToolResult"]]
@@ -86,7 +93,8 @@ class ToolContext:
     shows a long-running call's output while it runs (``tool_call_output`` events); the
     result still carries everything the model should read, so a tool may call it freely.
     ``run_agent`` runs one of the calling agent's sub-agents in the background (``None``
-    where there is no runtime to do it).
+    where there is no runtime to do it). ``plan_updated`` announces a new plan of the session
+    (docker-agent's ``plan_updated`` event).
     """
 
     session_id: str
@@ -94,6 +102,7 @@ class ToolContext:
     elicit: Elicit | None = None
     output: Output | None = None
     run_agent: RunAgent | None = None
+    plan_updated: PlanUpdated | None = None
 
 
 class Tool(ABC):

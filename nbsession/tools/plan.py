@@ -1,6 +1,7 @@
 """The ``plan`` toolset: one Markdown plan per session (docker-agent's "draft, approve, execute").
 
-``write_plan`` replaces the plan (it asks for approval, as any write), ``read_plan`` returns
+``write_plan`` replaces the plan (it asks for approval, as any write) and announces it, as
+docker-agent does, with a ``plan_updated`` event carrying the new content; ``read_plan`` returns
 it and ``exit_plan_mode`` says it is ready for review; neither switches agents. Plans are
 files ``<data dir>/plans/<session id>.md``, so every agent of the session (a planner, then the
 agent that executes) reads the same plan; without a data dir (``db_path: ":memory:"``) they
@@ -82,10 +83,14 @@ class PlanToolset(Toolset):
             return ToolResult(f"invalid session ID: {ctx.session_id!r}", is_error=True)
         if self._dir is None:
             _IN_MEMORY[ctx.session_id] = args.content
-            return ToolResult("Plan saved.")
-        path = self._dir / f"{ctx.session_id}.md"
-        await asyncio.to_thread(_write_atomically, path, args.content)
-        return ToolResult(f"Plan saved to {path}")
+            path, done = "", "Plan saved."
+        else:
+            path = str(self._dir / f"{ctx.session_id}.md")
+            await asyncio.to_thread(_write_atomically, Path(path), args.content)
+            done = f"Plan saved to {path}"
+        if ctx.plan_updated is not None:
+            ctx.plan_updated(args.content, path)
+        return ToolResult(done)
 
     async def _read(self, _args: NoArgs, ctx: ToolContext) -> ToolResult:
         content = await asyncio.to_thread(self._content, ctx.session_id)

@@ -8,13 +8,17 @@ longer.
 Every todo tool is marked read-only, not only ``list_todos``: they change nothing outside this
 in-memory list, so asking a person to approve "create a todo" would be noise. docker-agent
 marks them the same way.
+
+Clients learn the list as docker-agent's do: every todo tool's result carries the whole list
+(``[{id, description, status}]``) as its ``meta``, in the ``tool_call_response`` event;
+docker-agent has no event of its own for a todo change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -121,14 +125,19 @@ class TodoToolset(Toolset):
         self._todos.append(todo)
         return todo
 
+    def _result(self, text: str, is_error: bool = False) -> ToolResult:
+        """``text`` for the model, the whole list for clients."""
+        meta: list[dict[str, Any]] = [asdict(todo) for todo in self._todos]
+        return ToolResult(text, is_error=is_error, meta=meta)
+
     async def _create_todo(self, args: CreateTodoArgs, ctx: ToolContext) -> ToolResult:
         todo = self._add(args.description)
-        return ToolResult(f"Created {todo.id}.\n\n{self._render()}")
+        return self._result(f"Created {todo.id}.\n\n{self._render()}")
 
     async def _create_todos(self, args: CreateTodosArgs, ctx: ToolContext) -> ToolResult:
         created = [self._add(description) for description in args.descriptions]
         ids = ", ".join(todo.id for todo in created) or "nothing"
-        return ToolResult(f"Created {ids}.\n\n{self._render()}")
+        return self._result(f"Created {ids}.\n\n{self._render()}")
 
     async def _update_todos(self, args: UpdateTodosArgs, ctx: ToolContext) -> ToolResult:
         by_id = {todo.id: todo for todo in self._todos}
@@ -146,10 +155,10 @@ class TodoToolset(Toolset):
         # Partly applied updates are a success (the list shows what happened); only a call that
         # changed nothing because every id was wrong is an error, as in docker-agent.
         is_error = bool(not_found) and len(not_found) == len(args.updates)
-        return ToolResult("\n".join([*lines, "", self._render()]), is_error=is_error)
+        return self._result("\n".join([*lines, "", self._render()]), is_error=is_error)
 
     async def _list_todos(self, args: ListTodosArgs, ctx: ToolContext) -> ToolResult:
-        return ToolResult(self._render())
+        return self._result(self._render())
 
     def _render(self) -> str:
         """The whole list, then a nudge while anything is unfinished."""

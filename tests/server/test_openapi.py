@@ -15,7 +15,7 @@ from nbsession.server.base import NBSessionHandler
 from nbsession.server.handlers import NotFoundHandler
 from nbsession.server.routes import ROUTES
 
-from .conftest import PLACEHOLDERS, Fetch, LiveStream, new_session, user
+from .conftest import PLACEHOLDERS, Fetch, LiveStream, frames, new_session, user
 
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")
 
@@ -188,3 +188,51 @@ async def test_list_rows_say_which_turn_waits_as_documented(api: Fetch, stream: 
     while any(row["activity"] for row in (await api("GET", "api/sessions")).json()):
         assert asyncio.get_running_loop().time() < deadline, "the activity stayed listed"
         await asyncio.sleep(0.02)
+
+
+async def test_plan_and_todo_changes_reach_clients_as_documented(
+    api: Fetch, stream: Callable[..., LiveStream], tmp_path: Any
+) -> None:
+    """A written plan is docker-agent's ``plan_updated`` event; a todo change, as in
+    docker-agent, the whole list in its ``tool_call_response``'s ``result.meta``."""
+    agents = tmp_path / "agents"
+    agents.mkdir(exist_ok=True)
+    (agents / "planner.yaml").write_text(
+        "agents: {root: {model: demo/offline, description: plans,"
+        " toolsets: [{type: plan}, {type: todo}]}}\n"
+    )
+    document = await fetch_document(api)
+    session_id = await new_session(api)
+    run = f"api/sessions/{session_id}/agent/planner"
+    write = 'call `write_plan` with {"content": "1. look\\n2. fix"}'
+    live = stream("POST", run, user(write))
+    await live.until("tool_call_confirmation")
+    await api("POST", f"api/sessions/{session_id}/resume", {"confirmation": "approve"})
+    plan = await live.until("plan_updated")
+    await live.until("stream_stopped")
+    assert (plan["session_id"], plan["content"], plan["agent_name"]) == (
+        session_id,
+        "1. look\n2. fix",
+        "root",
+    )
+    assert plan["path"].endswith(f"/plans/{session_id}.md")
+    kinds = [event["type"] for _seq, event in live.events]
+    assert kinds.index("plan_updated") < kinds.index("tool_call_response")
+    events = document["paths"]["/api/sessions/{session_id}/events"]["get"]
+    item = events["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    schema = item["properties"]["data"]["contentSchema"]
+    check = Draft202012Validator({**schema, "components": document["components"]})
+    check.validate(plan)
+    planned = document["components"]["schemas"]["PlanUpdatedEvent"]
+    Draft202012Validator({**planned, "components": document["components"]}).validate(plan)
+
+    reply = await api("POST", run, user("make a plan"))
+    responses = [
+        event for _seq, event in frames(reply.body) if event["type"] == "tool_call_response"
+    ]
+    [created] = responses
+    assert [todo["status"] for todo in created["result"]["meta"]] == ["pending"] * len(
+        created["result"]["meta"]
+    )
+    assert created["result"]["meta"][0]["id"] == "todo_1"
+    assert set(created["result"]["meta"][0]) == {"id", "description", "status"}

@@ -29,7 +29,7 @@ async def test_todo_tools_are_all_read_only() -> None:
 
 async def test_todo_lifecycle() -> None:
     tools = await tools_by_name(TodoToolset())
-    assert await tools["list_todos"].call({}, CTX) == ToolResult("No todos.")
+    assert await tools["list_todos"].call({}, CTX) == ToolResult("No todos.", meta=[])
 
     created = await tools["create_todo"].call({"description": "Read the data"}, CTX)
     assert created.output.startswith("Created todo_1.\n\nTodos:\n- todo_1 [pending] Read the data")
@@ -54,7 +54,13 @@ async def test_todo_lifecycle() -> None:
         "- todo_1 [completed] Read the data\n"
         "- todo_2 [in-progress] Fit\n"
         "- todo_3 [pending] Plot\n"
-        "2 todo(s) still incomplete: complete them before the final answer."
+        "2 todo(s) still incomplete: complete them before the final answer.",
+        # For clients, as docker-agent's result meta: the whole list.
+        meta=[
+            {"id": "todo_1", "description": "Read the data", "status": "completed"},
+            {"id": "todo_2", "description": "Fit", "status": "in-progress"},
+            {"id": "todo_3", "description": "Plot", "status": "pending"},
+        ],
     )
 
     await tools["update_todos"].call(
@@ -102,6 +108,6 @@ async def test_each_toolset_instance_has_its_own_list() -> None:
     first = await tools_by_name(TodoToolset())
     second = await tools_by_name(TodoToolset())
     await first["create_todo"].call({"description": "Only here"}, CTX)
-    assert await second["list_todos"].call({}, CTX) == ToolResult("No todos.")
+    assert await second["list_todos"].call({}, CTX) == ToolResult("No todos.", meta=[])
     created = await second["create_todo"].call({"description": "Mine"}, CTX)
     assert created.output.startswith("Created todo_1.")
