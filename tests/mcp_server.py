@@ -1,8 +1,9 @@
 """A tiny real MCP server for the tests: ``python mcp_server.py stdio`` or ``... http PORT``.
 
 Tools: ``add`` (read-only), ``remember`` (not read-only), ``pick_color`` (asks the client
-through an elicitation), ``whoami`` (the process id and an environment variable) and ``die``
-(the process exits mid-call, as a crashed server would). Over HTTP, when the environment
+through an elicitation), ``whoami`` (the process id and an environment variable), ``count``
+(reports each step as progress, and logs it) and ``die`` (the process exits mid-call, as a
+crashed server would). Over HTTP, when the environment
 variable ``MCP_TEST_TOKEN`` is set, a request without ``Authorization: Bearer <it>`` gets 401.
 """
 
@@ -50,6 +51,15 @@ async def pick_color(ctx: Context) -> str:
 def whoami() -> str:
     """This process's id and its MCP_TEST_VALUE variable."""
     return f"{os.getpid()} {os.environ.get('MCP_TEST_VALUE', '')}"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def count(steps: int, ctx: Context) -> str:
+    """Count to ``steps``, each step a progress notification (and a log message)."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+        await ctx.info(f"logged step {step}")
+    return f"counted to {steps}"
 
 
 @server.tool()

@@ -13,7 +13,11 @@ and the next turn starts the server again. ``close`` stops the process with the 
 
 A server may ask the user something while one of its tools runs (an MCP elicitation): the
 question goes to ``ToolContext.elicit`` of the call in progress, which the runtime turns into
-an ``elicitation_request`` event answered through ``/elicitation``.
+an ``elicitation_request`` event answered through ``/elicitation``. Its progress notifications
+during a call (``notifications/progress``, for the call's own progress token) become that
+call's streamed output, one line each (``3/10 message``), as ``tool_call_output`` events;
+docker-agent drops them. Log messages (``notifications/message``) are not forwarded, as in
+docker-agent: they are the server's log, not the call's output.
 
 The client speaks the initialize-handshake protocol ("legacy" in the SDK's words) that deployed
 servers speak, and that keeps server-initiated requests (elicitation) working.
@@ -148,7 +152,7 @@ class MCPToolset(Toolset):
         arguments = {key: value for key, value in arguments.items() if value is not None}
         self._calling = ctx
         try:
-            result = await connection.call_tool(name, arguments)
+            result = await connection.call_tool(name, arguments, _progress_writer(ctx))
         except NoBackChannelError as exc:
             return ToolResult(f"The MCP server {where} failed: {exc}", is_error=True)
         except MCPError as exc:
@@ -256,8 +260,8 @@ class _Connection:
             if not cursor:
                 return tools
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        return await self._client.call_tool(name, arguments)
+    async def call_tool(self, name: str, arguments: dict[str, Any], progress: Any = None) -> Any:
+        return await self._client.call_tool(name, arguments, progress_callback=progress)
 
     async def close(self) -> None:
         self.alive = False
@@ -318,6 +322,20 @@ class _Connection:
 
         http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
         return streamable_http_client(options.remote.url, http_client=http)
+
+
+def _progress_writer(ctx: ToolContext) -> Any:
+    """The call's progress callback: each notification as a line of the call's output (None
+    when nobody watches, so the server is not asked for progress at all)."""
+    output = ctx.output
+    if output is None:
+        return None
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        amount = f"{done:g}/{total:g}" if total is not None else f"{done:g}"
+        output(f"{amount} {message}\n" if message else f"{amount}\n")
+
+    return progress
 
 
 def _to_result(result: Any) -> ToolResult:

@@ -110,3 +110,25 @@ async def test_a_server_that_cannot_start_warns_and_the_turn_goes_on(tmp_path: P
         assert "'mcp'" in warning["message"]
         assert response(events)["output"] == "Thought recorded."  # other tools still work
         assert json.dumps(events).count("mcp_init_finished") == 1
+
+
+async def test_a_servers_progress_streams_as_the_calls_output(tmp_path: Path) -> None:
+    """MCP progress notifications of a call are its tool_call_output, before its response;
+    the server's log messages are not (docker-agent forwards neither)."""
+    agent = write_mcp_agent(tmp_path / "agents")
+    async with open_manager(tmp_path) as mgr:
+        session = await mgr.create_session({})
+        events = await run_turn(mgr, session.id, 'call `count` with {"steps": 3}', agent=agent)
+        [call] = of_type(events, "tool_call")
+        outputs = of_type(events, "tool_call_output")
+        assert outputs and {event["tool_call_id"] for event in outputs} == {call["tool_call"]["id"]}
+        assert outputs[0]["tool_definition"]["name"] == "count"
+        assert "".join(event["output"] for event in outputs) == (
+            "1/3 step 1\n2/3 step 2\n3/3 step 3\n"
+        )
+        names = types(events)
+        assert names.index("tool_call") < names.index("tool_call_output")
+        assert max(i for i, n in enumerate(names) if n == "tool_call_output") < names.index(
+            "tool_call_response"
+        )
+        assert response(events)["output"] == "counted to 3"

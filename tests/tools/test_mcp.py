@@ -98,7 +98,7 @@ async def test_stdio_tools_schemas_annotations_and_calls(
     monkeypatch.setenv("NBS_TEST_MCP", "env")
     toolset, tools = await started(options)
     try:
-        assert set(tools) == {"add", "remember", "pick_color", "whoami", "die"}
+        assert set(tools) == {"add", "remember", "pick_color", "whoami", "count", "die"}
         add = tools["add"].definition
         assert add.read_only and add.title == "Add" and add.category == "mcp"
         assert add.parameters["required"] == ["a", "b"]
