@@ -34,6 +34,7 @@ SUPPORTED_TOOLSETS: frozenset[str] = frozenset(
         "fetch",
         "filesystem",
         "jupyter",
+        "lsp",
         "mcp",
         "memory",
         "openapi",

@@ -30,6 +30,7 @@ from .base import (
 from .fetch import FetchToolset
 from .filesystem import FilesystemToolset
 from .jupyter import JupyterToolset
+from .lsp import LSPToolset
 from .mcp import MCPToolset
 from .memory import MemoryToolset
 from .openapi import OpenAPIToolset
@@ -51,6 +52,7 @@ _TOOLSET_CLASSES: tuple[type[Toolset], ...] = (
     FetchToolset,
     FilesystemToolset,
     JupyterToolset,
+    LSPToolset,
     MCPToolset,
     MemoryToolset,
     OpenAPIToolset,
@@ -74,6 +76,7 @@ TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     FetchToolset.type: lambda options, _env: FetchToolset(options),
     FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
     JupyterToolset.type: JupyterToolset,
+    LSPToolset.type: LSPToolset,
     MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),
     MemoryToolset.type: MemoryToolset,
     ScriptToolset.type: lambda options, _env: ScriptToolset(options),
@@ -215,6 +218,7 @@ __all__ = [
     "FilesystemToolset",
     "FunctionTool",
     "JupyterToolset",
+    "LSPToolset",
     "MCPToolset",
     "MemoryToolset",
     "OpenAPIToolset",
