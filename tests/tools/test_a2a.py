@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -145,6 +146,15 @@ async def test_what_keeps_the_toolset_from_starting(
     [private] = build_toolsets([("a2a", {"url": agent.url})])
     with pytest.raises(RuntimeError, match="allow_private_ips"):
         await private.start()
+
+
+async def test_without_the_sdk_the_start_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "a2a.client", None)  # as if a2a-sdk were not installed
+    [toolset] = build_toolsets([("a2a", {"url": "https://agents.example.com"})])
+    with pytest.raises(RuntimeError, match=re.escape("pip install 'nbsession[a2a]'")):
+        await toolset.start()
 
 
 @pytest.mark.parametrize(
