@@ -139,11 +139,16 @@ class TurnStream:
     Ends after the run's final ``stream_stopped`` (or the log's ``session_exited``).
     """
 
-    def __init__(self, subscription: EventSubscription, run: Run, runtime: AgentRuntime) -> None:
+    def __init__(
+        self, subscription: EventSubscription, run: Run, runtime: AgentRuntime, start_seq: int
+    ) -> None:
         self._sub = subscription
         self._run = run
         self._runtime = runtime
         self._done = False
+        self.start_seq = start_seq
+        """The session's last seq before the run: each of its events has a larger one, so a
+        client whose stream drops before the first event resumes ``/events`` after this."""
 
     @property
     def run(self) -> Run:
@@ -505,7 +510,7 @@ class SessionManager:
         finally:
             state.starting = state.cancel_requested = False
             state.late_fields.clear()
-        return TurnStream(live.recorder.log.subscribe(since), run, live.runtime)
+        return TurnStream(live.recorder.log.subscribe(since), run, live.runtime, since)
 
     def _lease_giver(self, state: SessionState) -> Callable[[], Awaitable[None]]:
         """A run's ``before_end``: its lease hold is given back before its last event, so a
@@ -963,8 +968,17 @@ class SessionManager:
             "kernel_id": session.kernel_id,
             "notebook_path": session.notebook_path,
             "pending": self._pending_prompt(session_id),
+            "turn_start_seq": self._turn_start_seq(session_id),
             "last_event_seq": seq,
         }
+
+    def _turn_start_seq(self, session_id: str) -> int | None:
+        """Where the running turn's events begin (None when none runs here): a client that
+        lost its turn's end in a gap tells by it whether a later turn runs now."""
+        live = self._live(session_id)
+        if live is None or not live.runtime.streaming:
+            return None
+        return live.runtime.turn_start_seq
 
     def _pending_prompt(self, session_id: str) -> dict[str, Any] | None:
         """The prompt event the running turn waits on, as ``/events`` sent it, else None.

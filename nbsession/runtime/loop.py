@@ -238,6 +238,9 @@ class AgentRuntime:
         self._opening = _Opening(model=None)
         self.streaming = False
         self.run: Run | None = None
+        self.turn_start_seq = 0
+        """The log's last seq when the current (or last) turn began: its events come after it.
+        A run's first turn begins at the seq its run stream reports (``X-Start-Seq``)."""
         self._activity: Activity | None = None
 
     @classmethod
@@ -398,6 +401,7 @@ class AgentRuntime:
         await so a concurrent caller sees the session busy.
         """
         self.streaming = True
+        self.turn_start_seq = self.recorder.log.last_seq
         self._cancelling = self._ending = False
         run = Run(before_end=before_end)
         self.run = run
@@ -564,6 +568,7 @@ class AgentRuntime:
                 if reason == "canceled" or self._cancelling or not self._followups:
                     break
                 self.recorder.emit(events.stream_stopped(self.session_id, self.agent_name, reason))
+                self.turn_start_seq = self.recorder.log.last_seq
                 self._opening = self._open_turn()
                 await self._append_user(self._followups.popleft())
         except (asyncio.CancelledError, *_GONE):  # between two turns: the last one has ended

@@ -165,9 +165,10 @@ class Pending:
 class TurnResult:
     """One turn as it ended. ``str(result)`` is the final answer.
 
-    ``stop_reason`` is the ``stream_stopped`` reason (``normal``, ``error``, ``canceled``), or
-    ``session_exited`` when the session was deleted under the turn. ``events`` are every event
-    of the turn, in order.
+    ``stop_reason`` is the ``stream_stopped`` reason (``normal``, ``error``, ``canceled``),
+    ``session_exited`` when the session was deleted under the turn, or ``unknown`` when a
+    ``gap`` hid the turn's end: its text and tool calls were then read from the stored messages.
+    ``events`` are every event of the turn that was received, in order.
     """
 
     session_id: str
@@ -208,6 +209,12 @@ class TurnResult:
     @property
     def last_seq(self) -> int | None:
         return next((e.seq for e in reversed(self.events) if e.seq is not None), None)
+
+
+def _chat(wire: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The chat message of a flat ``messages`` row (``{agentName, message}``)."""
+    message = wire.get("message")
+    return message if isinstance(message, Mapping) else {}
 
 
 def _arguments(raw: Any) -> Any:
@@ -299,9 +306,61 @@ class TurnBuilder:
             self._finish()
         return self.done
 
+    def finish_from_store(self, snapshot: Mapping[str, Any], later_turn: bool = False) -> None:
+        """End the turn from a snapshot's stored messages, when a ``gap`` hid its own end.
+
+        The turn's messages are those after the last user message; with ``later_turn`` (the
+        session already runs another turn) that newer turn's user message, the last one, and
+        what follows it are left out first. The stop reason is ``unknown``: the events that
+        told it are lost, only what the store kept remains.
+        """
+        if self.done:
+            return
+        messages = [m for m in snapshot.get("messages") or [] if not m.get("implicit")]
+        users = [i for i, m in enumerate(messages) if _chat(m).get("role") == "user"]
+        if later_turn and users:
+            messages = messages[: users.pop()]
+        text, reasoning = "", []
+        for wire in messages[users[-1] + 1 if users else 0 :]:
+            message = _chat(wire)
+            if message.get("role") == "assistant":
+                if message.get("reasoning_content"):
+                    reasoning.append(message["reasoning_content"])
+                calls = message.get("tool_calls") or []
+                for raw in calls:
+                    self._call_of(raw)
+                text = "" if calls else message.get("content") or ""
+            elif message.get("role") == "tool":
+                call = self._calls.get(message.get("tool_call_id") or "")
+                if call is not None:
+                    call.output = message.get("content") or ""
+                    call.is_error = bool(message.get("is_error"))
+                    call.needed_approval = call.needed_approval or bool(message.get("approval"))
+        result = self.result
+        usage = result.usage
+        result.usage = Usage(
+            input_tokens=int(snapshot.get("input_tokens", usage.input_tokens)),
+            output_tokens=int(snapshot.get("output_tokens", usage.output_tokens)),
+            cost=float(snapshot.get("cost", usage.cost) or 0.0),
+            context_length=usage.context_length,
+            context_limit=usage.context_limit,
+        )
+        result.gap = True
+        result.stop_reason = "unknown"
+        self.done = True
+        self.pending = None
+        result.text = text
+        result.reasoning = "".join(reasoning)
+
     def _call(self, event: Event) -> ToolCallResult:
         raw = event.get("tool_call") or {}
-        call_id = raw.get("id") or event.get("tool_call_id", "")
+        if raw.get("id"):
+            return self._call_of(raw)
+        return self._call_of({**raw, "id": event.get("tool_call_id", "")})
+
+    def _call_of(self, raw: Mapping[str, Any]) -> ToolCallResult:
+        """The turn's call with ``raw``'s id (a wire ``tool_call``), added on first sight."""
+        call_id = raw.get("id") or ""
         call = self._calls.get(call_id)
         if call is None:
             function = raw.get("function") or {}

@@ -116,6 +116,11 @@ class AsyncTurn:
 
     ``await turn.result()`` gives the ``TurnResult`` (raising ``TurnFailed`` if the turn
     ended with an error); ``turn.pending`` is what it waits for now, if anything.
+
+    The reader never waits for an end that cannot come: when a ``gap`` or a reconnect shows
+    the session idle, or running a later turn (its ``turn_start_seq``), and every event up to
+    that snapshot is read without this turn's ``stream_stopped``, the turn is ended from the
+    stored messages (``TurnResult.stop_reason`` is then ``unknown``).
     """
 
     def __init__(
@@ -133,7 +138,12 @@ class AsyncTurn:
         self._on_pending = on_pending
         self._on_end = on_end
         self._first = asyncio.Event()
+        if self.start_seq is not None:
+            self._first.set()
         self._asked = asyncio.Event()
+        self._over: tuple[Mapping[str, Any], bool] | None = None
+        """The last snapshot (after a gap or a reconnect) that showed this turn over, and
+        whether a later turn runs in it."""
         self._task = asyncio.ensure_future(self._follow())
         self._task.add_done_callback(self._ended)
 
@@ -145,21 +155,44 @@ class AsyncTurn:
                 if not batch:
                     break
                 for event in batch:
-                    before = builder.pending
-                    builder.feed(event)
-                    if self.start_seq is None and event.seq is not None:
-                        self.start_seq = event.seq - 1
-                        self._first.set()
-                    pending = builder.pending
-                    if pending is not None and pending is not before:
-                        self._asked.set()
-                        if self._on_pending is not None:
-                            self._on_pending(pending)
+                    self._take(event)
                     if builder.done:
                         break
+                over = self._over
+                if not builder.done and over is not None:
+                    snapshot, later_turn = over
+                    # Every event up to that snapshot is read, and the end was not among them.
+                    if (self._stream.last_seq or 0) >= int(snapshot.get("last_event_seq", 0)):
+                        builder.finish_from_store(snapshot, later_turn)
         finally:
             await self._stream.aclose()
         return builder.result
+
+    def _take(self, event: Event) -> None:
+        builder = self._builder
+        if event.snapshot is not None:  # a gap or a reconnect: where the session stands now
+            self._over = self._turn_over(event.snapshot)
+            if event.type == "resync":
+                return  # the stream's, not the server's: the turn's events leave it out
+        before = builder.pending
+        builder.feed(event)
+        if self.start_seq is None and event.seq is not None:
+            self.start_seq = event.seq - 1
+            self._first.set()
+        pending = builder.pending
+        if pending is not None and pending is not before:
+            self._asked.set()
+            if self._on_pending is not None:
+                self._on_pending(pending)
+
+    def _turn_over(self, snapshot: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool] | None:
+        """``(snapshot, later_turn)`` when ``snapshot`` shows this turn over, else None."""
+        if not snapshot.get("streaming"):
+            return snapshot, False
+        running = snapshot.get("turn_start_seq")
+        if isinstance(running, int) and self.start_seq is not None and running > self.start_seq:
+            return snapshot, True
+        return None
 
     async def _opened(self) -> None:
         """Until the turn's first event is in (``start_seq`` is known) or the turn is over."""
@@ -270,7 +303,10 @@ class AsyncSession:
             raise
         if ref == self._next_model:
             self._next_model = ""  # applied: the server keeps it as the session's override
-        stream = EventStream(transport, sid, opener=_returning(source))
+        # From the turn's first seq on, so a drop before its first event loses nothing.
+        stream = EventStream(
+            transport, sid, source.start_seq, opener=_returning(source), resync=True
+        )
         turn = AsyncTurn(self, stream, on_pending, on_end)
         try:
             await turn._opened()

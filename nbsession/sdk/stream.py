@@ -5,6 +5,10 @@
 delivered (``Last-Event-ID``) and skips anything at or below it. On ``gap`` it re-reads the
 snapshot, hands the caller a ``gap`` event carrying it, and goes on after the snapshot's
 ``last_event_seq``. It ends after ``session_exited``.
+
+A turn's reader also asks for ``resync``: after each reconnect it re-reads the snapshot and
+hands it over first in a ``resync`` event (no seq), so the reader can tell that the session went
+idle while it was away (a server restart, say) rather than wait for an end that never comes.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ class EventStream:
         *,
         opener: Callable[[], Awaitable[EventSource]] | None = None,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        resync: bool = False,
     ) -> None:
-        """``opener`` opens the first source (a run stream); reconnects always use /events."""
+        """``opener`` opens the first source (a run stream); reconnects always use /events.
+        With ``resync``, each reconnect hands over a ``resync`` event carrying the snapshot."""
         self._transport = transport
         self._session_id = session_id
         self.last_seq = since
@@ -47,6 +53,8 @@ class EventStream:
         self._closed = False
         self._opened = False
         self._reconnect_timeout = reconnect_timeout
+        self._resync = resync
+        self._resync_due = False
         self.reconnects = 0
         """How many times the stream was re-opened after a drop."""
 
@@ -68,6 +76,10 @@ class EventStream:
             return batch
         while not (self._ended or self._closed):
             source = await self._connected()
+            if self._resync_due:  # read after the new subscription began: nothing falls between
+                self._resync_due = False
+                snapshot = await self._transport.snapshot(self._session_id)
+                return [Event(None, "resync", {"type": "resync"}, snapshot)]
             try:
                 raw = await source.read_batch()
             except StreamDropped:
@@ -130,6 +142,7 @@ class EventStream:
     async def _drop(self) -> None:
         await self._close_source()
         self.reconnects += 1
+        self._resync_due = self._resync
 
     async def _close_source(self) -> None:
         source, self._source = self._source, None

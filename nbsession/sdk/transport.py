@@ -21,6 +21,10 @@ class StreamDropped(Exception):
 class EventSource(Protocol):
     """An open stream of events (a run stream or ``/events``)."""
 
+    start_seq: int | None
+    """A run stream's: the session's last seq before the turn (its events come after it);
+    None for ``/events``, or from a server that does not say."""
+
     async def read_batch(self) -> list[Event] | None:
         """The next events (at least one), or None when the server ended the stream.
 

@@ -24,6 +24,9 @@ STREAM_READ_TIMEOUT = 120.0
 """Silence after which a stream counts as dropped; the server pings every 15 s by default."""
 
 
+START_SEQ_HEADER = "X-Start-Seq"
+"""The run stream's header naming the session's last seq before the turn (SPEC 2 extension)."""
+
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
@@ -80,6 +83,8 @@ class HTTPEventSource:
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
+        start = response.headers.get(START_SEQ_HEADER, "")
+        self.start_seq = int(start) if start.isdigit() else None
         self._chunks = response.aiter_raw()
         self._parser = SSEParser()
 

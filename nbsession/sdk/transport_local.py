@@ -40,9 +40,15 @@ def default_agents_dir() -> str | None:
 class LocalEventSource:
     """A subscription to a session's log (or a run's stream), read from another loop."""
 
-    def __init__(self, transport: LocalTransport, source: EventSubscription | TurnStream) -> None:
+    def __init__(
+        self,
+        transport: LocalTransport,
+        source: EventSubscription | TurnStream,
+        start_seq: int | None = None,
+    ) -> None:
         self._transport = transport
         self._source = source
+        self.start_seq = start_seq
 
     async def read_batch(self) -> list[Event] | None:
         entries = await self._transport.call(self._take)
@@ -168,7 +174,7 @@ class LocalTransport:
         model: str,
     ) -> LocalEventSource:
         stream = await self._do("run_session", session_id, agent, "", list(messages), model)
-        return LocalEventSource(self, stream)
+        return LocalEventSource(self, stream, stream.start_seq)
 
     async def events(self, session_id: str, since: int | None) -> LocalEventSource:
         return LocalEventSource(self, await self._do("subscribe_events", session_id, since))

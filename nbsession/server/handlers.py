@@ -40,6 +40,8 @@ from .wire import session_response
 
 _SUMMARIES = TypeAdapter(list[SessionSummary])
 
+START_SEQ_HEADER = "X-Start-Seq"
+"""Run-stream reply header: the session's last event seq before the turn (SDKs resume after it)."""
 DEFAULT_READY_TIMEOUT = 30.0
 DEFAULT_DELETE_TIMEOUT = 10.0
 
@@ -317,6 +319,7 @@ class RunHandler(NBSessionHandler):
         stream = await manager.run_session(
             session_id, agent_id, agent_name, _messages(request), request.model
         )
+        self.set_header(START_SEQ_HEADER, str(stream.start_seq))
         ending = Ending.CLIENT_GONE
         with self.app.open_stream():
             try:

@@ -310,6 +310,11 @@ ROUTES: tuple[Route, ...] = (
                     params=(
                         Param("detach", "boolean", "Keep the turn running if this stream closes."),
                     ),
+                    reply_headers={
+                        h.START_SEQ_HEADER: "The session's last event seq before this turn: every "
+                        "event of the turn has a larger one, so a client whose stream drops "
+                        "early resumes `/events?since=` this value."
+                    },
                     media=_SSE,
                 )
             },

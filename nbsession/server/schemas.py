@@ -303,6 +303,11 @@ class SessionSnapshot(Reply):
     streaming: bool
     agent: str = ""
     last_event_seq: int = Field(description="Tail /events from here after a gap.")
+    turn_start_seq: int | None = Field(
+        None,
+        description="While a turn runs: the seq its events follow (a run stream's X-Start-Seq "
+        "for a run's first turn). A client whose turn began earlier knows that turn ended.",
+    )
     cost: float = 0.0
     kernel_id: KernelIdField = ""
     notebook_path: NotebookPathField = ""

@@ -137,9 +137,10 @@ class CuttingProxy:
     """Forwards 127.0.0.1:<port> to the server; ``cut(marker, after)`` arms a one-time cut.
 
     An armed proxy closes the first connection whose request contains ``marker`` once
-    ``after`` SSE frames of the response have passed, in the middle of the next frame.
-    ``go_down()`` drops the whole network instead: every open connection is cut and new ones
-    are closed at once, until ``come_back()``.
+    ``after`` SSE frames of the response have passed (counted after the response's head), in
+    the middle of the next frame. ``refuse(marker)`` closes every request containing
+    ``marker`` unanswered until ``allow()``. ``go_down()`` drops the whole network instead:
+    every open connection is cut and new ones are closed at once, until ``come_back()``.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -147,8 +148,10 @@ class CuttingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._armed: tuple[bytes, int] | None = None
+        self._refused: bytes | None = None
         self._lock = threading.Lock()
         self.cuts = 0
+        self.refusals = 0
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
         self._down = threading.Event()
@@ -157,6 +160,14 @@ class CuttingProxy:
     def cut(self, marker: bytes, after: int) -> None:
         with self._lock:
             self._armed = (marker, after)
+
+    def refuse(self, marker: bytes) -> None:
+        with self._lock:
+            self._refused = marker
+
+    def allow(self) -> None:
+        with self._lock:
+            self._refused = None
 
     def go_down(self) -> None:
         self._down.set()
@@ -219,9 +230,14 @@ class _Cutter:
     def __init__(self, proxy: CuttingProxy) -> None:
         self._proxy = proxy
         self._frames_left: int | None = None
+        self._in_head = True
 
     def request(self, data: bytes) -> int:
         with self._proxy._lock:
+            refused = self._proxy._refused
+            if refused is not None and refused in data:
+                self._proxy.refusals += 1
+                return 0  # closed before the server sees it
             armed = self._proxy._armed
             if armed is not None and armed[0] in data and self._frames_left is None:
                 self._frames_left = armed[1]
@@ -232,6 +248,12 @@ class _Cutter:
         if self._frames_left is None:
             return len(data)
         position = 0
+        if self._in_head:  # the status line and headers pass whole
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                return len(data)
+            self._in_head = False
+            position = end + 4
         while self._frames_left > 0:
             found = data.find(b"\n\n", position)
             if found < 0:

@@ -82,12 +82,14 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def start(home: Path, command: list[str], name: str = "server") -> Server:
-    """Run ``command`` (a server on a free port) until /health answers (or it exits)."""
+def start(
+    home: Path, command: list[str], name: str = "server", options: tuple[str, ...] = ()
+) -> Server:
+    """Run ``command`` (a server on a free port) until /health answers (or it exits);
+    ``options`` (``--Class.trait=value``) replace the defaults set here for the same traits."""
     port = free_port()
     log = home / f"{name}.log"
-    args = [
-        *command,
+    defaults = [
         "--allow-root",
         "--no-browser",
         f"--port={port}",
@@ -97,6 +99,13 @@ def start(home: Path, command: list[str], name: str = "server") -> Server:
         f"--NBSessionApp.db_path={home / 'sessions.db'}",
         f"--NBSessionApp.event_log_capacity={CAPACITY}",
         "--NBSessionApp.heartbeat_interval=0.2",
+    ]
+    # A trait given twice on a command line is not "the last one wins": keep one of each.
+    replaced = {option.partition("=")[0] for option in options}
+    args = [
+        *command,
+        *(option for option in defaults if option.partition("=")[0] not in replaced),
+        *options,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=environment(home), stdout=out, stderr=out)
