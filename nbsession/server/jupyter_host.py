@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tools.jupyter import Entry, KernelInfo, NotebookNotFound, UnknownKernel, maybe_await
+from ..tools.jupyter import (
+    Entry,
+    KernelInfo,
+    NotebookNotFound,
+    UnknownKernel,
+    client_of,
+    maybe_await,
+)
 
 
 class ServerJupyterHost:
@@ -49,7 +56,7 @@ class ServerJupyterHost:
 
     def kernel_client(self, kernel_id: str) -> Any:
         self._check(kernel_id)
-        return self._kernels.get_kernel(kernel_id).client()
+        return client_of(self._kernels.get_kernel(kernel_id))
 
     async def _notebooks(self) -> dict[str, list[str]]:
         """Kernel id -> API paths of the notebooks whose server sessions use it."""

@@ -36,3 +36,27 @@ def test_the_agent_runs_code_in_the_notebook_kernel_it_was_started_from(live: Se
         assert result["message"]["content"] == "42"
     finally:
         kernel.close()
+
+
+def test_the_agent_runs_code_in_the_kernel_of_the_cell_that_waits_for_it(live: Server) -> None:
+    """The turn runs while the very cell that started it blocks (``session.run()``, then
+    ``%%agent``): the code runs in a subshell of that kernel, beside the cell, with the
+    notebook's variables."""
+    kernel = ServerKernel(f"http://127.0.0.1:{live.port}", SERVER_TOKEN, notebook="nb/block.ipynb")
+    try:
+        prompt = "call `run_code` with " + json.dumps({"code": "print(answer + 1)"})
+        out = kernel.execute(
+            "import nbsession\nanswer = 41\n"
+            "s = nbsession.connect().create_session(agent='jupyter', tools_approved=True)\n"
+            f"result = s.run({prompt!r}, display=False)\n"
+            "[ran] = result.tool_calls\nprint(result.stop_reason, ran.is_error, repr(ran.output))"
+        ).check()
+        assert out.stdout == "normal False '42'\n"
+
+        prompt = "call `run_code` with " + json.dumps({"code": "print(answer * 2)"})
+        kernel.execute("%load_ext nbsession").check()
+        kernel.execute(f"%%agent jupyter --session {{s.id}}\n{prompt}").check()
+        out = kernel.execute("[ran] = _agent.tool_calls\nprint(ran.is_error, repr(ran.output))")
+        assert out.check().stdout == "False '82'\n"
+    finally:
+        kernel.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,10 @@ async def until(condition: Any, timeout: float = DEADLINE) -> None:
         await asyncio.sleep(0.05)
 
 
-async def notebook_kernel(serverapp: Any) -> str:
+async def notebook_kernel(serverapp: Any, kernel_name: str = "python3") -> str:
     """A kernel started for the notebook as JupyterLab starts one (a server session)."""
     model = await serverapp.session_manager.create_session(
-        path=NOTEBOOK, name="demo.ipynb", type="notebook", kernel_name="python3"
+        path=NOTEBOOK, name="demo.ipynb", type="notebook", kernel_name=kernel_name
     )
     return str(model["kernel"]["id"])
 
@@ -121,26 +122,127 @@ async def test_a_timeout_and_a_cancel_interrupt_the_kernel(
     await until(lambda: models.kernel_model(kernel_id)["execution_state"] == "idle", 20)
 
 
-async def test_a_busy_kernel_is_refused_at_once(
+class UserNotebook:
+    """The user's notebook on a kernel: its own kernel client, running cells as a front end
+    does (the toolset's code must run beside them, never interrupt them)."""
+
+    def __init__(self, serverapp: Any, kernel_id: str) -> None:
+        self.client = serverapp.kernel_manager.get_kernel(kernel_id).client()
+        self._stdout: dict[str, str] = {}
+
+    async def __aenter__(self) -> UserNotebook:
+        self.client.start_channels()
+        await self.client.wait_for_ready(timeout=DEADLINE)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.client.stop_channels()
+
+    def run(self, code: str) -> str:
+        return str(self.client.execute(code))
+
+    async def printed(self, msg_id: str, text: str) -> str:
+        """The cell's stdout so far, read until it holds ``text``."""
+        while text not in self._stdout.get(msg_id, ""):
+            msg = await self.client.get_iopub_msg(timeout=DEADLINE)
+            parent = msg["parent_header"].get("msg_id", "")
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                self._stdout[parent] = self._stdout.get(parent, "") + msg["content"]["text"]
+        return self._stdout[msg_id]
+
+    async def reply(self, msg_id: str) -> dict[str, Any]:
+        while True:
+            msg = await self.client.get_shell_msg(timeout=DEADLINE)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return dict(msg["content"])
+
+    async def subshells(self) -> list[str]:
+        """The kernel's subshells (``list_subshell_request`` on the control channel)."""
+        request = self.client.session.msg("list_subshell_request", {})
+        self.client.control_channel.send(request)
+        while True:
+            msg = await self.client.get_control_msg(timeout=DEADLINE)
+            if msg["parent_header"].get("msg_id") == request["header"]["msg_id"]:
+                return list(msg["content"]["subshell_id"])
+
+
+def blocking_cell(release: Path) -> str:
+    """A cell that defines ``answer``, then runs until ``release`` exists."""
+    return (
+        f"import os, time\nanswer = 41\nprint('cell started', flush=True)\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\nprint('cell done')"
+    )
+
+
+async def test_code_runs_in_a_subshell_beside_the_users_running_cell(
     api: Fetch, jp_serverapp: Any, tmp_path: Path
 ) -> None:
     kernel_id = await notebook_kernel(jp_serverapp)
+    release, unblock = tmp_path / "release", tmp_path / "unblock"
+    async with UserNotebook(jp_serverapp, kernel_id) as notebook:
+        cell = notebook.run(blocking_cell(release))
+        await notebook.printed(cell, "cell started")
+        session_id = await new_session(api, kernel_id=kernel_id, tools_approved=True)
+        ran = result(await turn(api, session_id, call("run_code", code="print(answer + 1)")))
+        assert ran == {"output": "42", "isError": False}
+
+        # Past its timeout the subshell's code is not interrupted (that would stop the user's
+        # cell): it keeps running, and later code waits until it ends.
+        stuck = f"import time\nwhile not os.path.exists({str(unblock)!r}):\n    time.sleep(0.05)"
+        slow = result(await turn(api, session_id, call("run_code", code=stuck, timeout=1)))
+        assert slow["isError"]
+        assert "Timed out after 1 s: the code may still be running in a subshell" in slow["output"]
+        refused = result(await turn(api, session_id, call("run_code", code="print(answer)")))
+        assert refused["isError"] and "is still running" in refused["output"]
+        unblock.touch()
+        again = result(await turn(api, session_id, call("run_code", code="print(answer)")))
+        assert again == {"output": "41", "isError": False}
+
+        release.touch()
+        assert await notebook.printed(cell, "cell done") == "cell started\ncell done\n"
+        assert (await notebook.reply(cell))["status"] == "ok"  # never interrupted
+        assert len(await notebook.subshells()) == 1  # the toolset's, made once
+        # The subshell goes with the session's runtime.
+        assert (await api("DELETE", f"api/sessions/{session_id}")).code == 200
+        assert await notebook.subshells() == []
+
+
+@pytest.fixture
+def kernel_without_subshells(jp_data_dir: Path) -> str:
+    """A kernel spec whose ipykernel runs without its shell channel thread: it answers as an
+    older kernel does, without the "kernel subshells" feature."""
+    spec = jp_data_dir / "kernels" / "nosubshells"
+    spec.mkdir(parents=True)
+    launcher = Path(__file__).with_name("kernel_without_subshells.py")
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "No subshells", "language": "python"})
+    )
+    return "nosubshells"
+
+
+async def test_a_busy_kernel_without_subshells_is_refused(
+    api: Fetch, jp_serverapp: Any, tmp_path: Path, kernel_without_subshells: str
+) -> None:
+    kernel_id = await notebook_kernel(jp_serverapp, kernel_without_subshells)
     models = jp_serverapp.kernel_manager
-    user_client = models.get_kernel(kernel_id).client()  # the user's notebook, running a cell
-    user_client.start_channels()
-    try:
-        await user_client.wait_for_ready(timeout=DEADLINE)
-        user_client.execute("import time; time.sleep(60)")
-        await until(lambda: models.kernel_model(kernel_id)["execution_state"] == "busy")
+    release = tmp_path / "release"
+    async with UserNotebook(jp_serverapp, kernel_id) as notebook:
+        cell = notebook.run(blocking_cell(release))
+        await notebook.printed(cell, "cell started")
         session_id = await new_session(api, kernel_id=kernel_id, tools_approved=True)
         busy = result(await turn(api, session_id, call("run_code", code="print('hi')")))
-        assert busy["isError"] and f"Kernel {kernel_id} is busy" in busy["output"]
+        assert busy["isError"]
+        assert f"Kernel {kernel_id} is busy" in busy["output"]
+        assert "does not support kernel subshells" in busy["output"]
         own = result(await turn(api, session_id, call("run_code", code="1 + 1", kernel_id="own")))
         assert own == {"output": "Out[1]: 2", "isError": False}
         [own_id] = set(models.list_kernel_ids()) - {kernel_id}
-    finally:
-        await models.interrupt_kernel(kernel_id)
-        user_client.stop_channels()
+        release.touch()
+        assert (await notebook.reply(cell))["status"] == "ok"
+        # Idle again, the notebook's kernel runs the code in its main shell.
+        idle = result(await turn(api, session_id, call("run_code", code="print(answer)")))
+        assert idle == {"output": "41", "isError": False}
     # The session's own kernel goes with its runtime: deleting the session shuts it down.
     assert (await api("DELETE", f"api/sessions/{session_id}")).code == 200
     await until(lambda: own_id not in models.list_kernel_ids())

@@ -11,6 +11,7 @@ from .host import (
     NotebookNotFound,
     StandaloneHost,
     UnknownKernel,
+    client_of,
     maybe_await,
 )
 from .toolset import JupyterOptions, JupyterToolset
@@ -24,5 +25,6 @@ __all__ = [
     "NotebookNotFound",
     "StandaloneHost",
     "UnknownKernel",
+    "client_of",
     "maybe_await",
 ]

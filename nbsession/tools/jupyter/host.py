@@ -97,6 +97,19 @@ class JupyterHost(Protocol):
         """Release what the host itself holds (a standalone host's kernels)."""
 
 
+def client_of(manager: Any) -> Any:
+    """A new client of a jupyter_client kernel manager, with a session of its own.
+
+    ``manager.client()`` reuses the manager's session, whose id is the client's ZeroMQ
+    identity on the kernel's shell and control sockets: two clients with one identity take
+    each other's replies (a second toolset on the same kernel, or the server's own use of the
+    manager). Our connections read control replies (subshells), so each gets its own id.
+    """
+    session = manager.session.clone()
+    session.session = str(uuid.uuid4())
+    return manager.client(session=session)
+
+
 async def maybe_await(value: T | Any) -> T:
     """The value of a call that may be sync or async: jupyter-server's managers are async
     by default but a deployment may configure sync ones."""
@@ -144,7 +157,7 @@ class StandaloneHost:
         await self._manager(kernel_id).interrupt_kernel()
 
     def kernel_client(self, kernel_id: str) -> Any:
-        return self._manager(kernel_id).client()
+        return client_of(self._manager(kernel_id))
 
     async def list_kernels(self) -> list[KernelInfo]:
         return [await self.kernel(kernel_id) for kernel_id in list(self._kernels)]

@@ -3,9 +3,10 @@
 Kernels: ``run_code`` runs in the kernel of the notebook the session is bound to (a session
 created from a notebook's kernel records it), in a kernel given by id, or in a kernel of the
 toolset's own (``kernel_name`` option), started on first use and shut down with the session.
-The user's kernel is never interrupted for a request that did not start, and a busy one
-(running the user's cell, often the one that started this turn) is refused at once rather
-than queued behind that cell.
+A kernel busy with the user's cell (often the one that started this turn, ``%%agent``) runs
+the code in a subshell beside it (`kernel.KernelConnection`: one subshell per toolset and
+kernel, deleted when the toolset closes); a busy kernel without subshells is refused at once
+rather than queued behind that cell. The user's running cell is never interrupted.
 
 Notebooks are read and saved through the host (the server's contents manager), confined to its
 root directory like the filesystem toolset's paths. Each edit's confirmation carries the
@@ -38,12 +39,11 @@ from ..filesystem import PathEscape, resolve_inside
 from ..undo import LocalUndoHistory
 from . import notebooks
 from .host import JupyterHost, NotebookNotFound, StandaloneHost, UnknownKernel
-from .kernel import Execution, KernelConnection
+from .kernel import Execution, KernelBusy, KernelConnection, KernelUnreachable, StillRunning
 from .outputs import bounded, outputs_text
 
 OWN = "own"
 MAX_LISTED = 500  # notebooks list_notebooks shows
-BUSY_GRACE = 5.0  # seconds a busy kernel may take to turn idle before a run is refused
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -291,43 +291,20 @@ class JupyterToolset(Toolset):
     # -- kernels ------------------------------------------------------------------------
 
     async def _target(self, ctx: ToolContext, requested: str) -> str:
-        """The kernel id a run goes to."""
+        """The kernel id a run goes to (whether it is busy is the connection's business)."""
         bound = self._env.kernel_id if self._served else ""
         if requested == OWN or (not requested and (self._options.kernel == OWN or not bound)):
             return await self._own(ctx)
         kernel_id = requested or bound
-        host = self.host(ctx)
         try:
-            await host.kernel(kernel_id)
+            await self.host(ctx).kernel(kernel_id)
         except UnknownKernel:
             whose = "given" if requested else "of this session's notebook"
             raise _Refused(
                 f"The kernel {whose} ({kernel_id}) is not running: pick one from list_kernels "
                 f"or pass kernel_id {OWN!r} for this toolset's own kernel."
             ) from None
-        if not await self._idle(host, kernel_id):
-            raise _Refused(
-                f"Kernel {kernel_id} is busy running another cell (perhaps the one that "
-                f"started this turn); try again once it is idle, or pass kernel_id {OWN!r} to "
-                "run in this toolset's own kernel."
-            )
         return kernel_id
-
-    async def _idle(self, host: JupyterHost, kernel_id: str) -> bool:
-        """Whether the kernel is idle, or turns idle within ``BUSY_GRACE`` seconds: the server
-        learns a kernel's state from its own IOPub stream, which may lag behind the end of our
-        previous request as our connection saw it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BUSY_GRACE
-        while True:
-            try:
-                if (await host.kernel(kernel_id)).execution_state != "busy":
-                    return True
-            except UnknownKernel:
-                raise _Refused(f"kernel {kernel_id} stopped") from None
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.05)
 
     async def _own(self, ctx: ToolContext) -> str:
         async with self._kernel_lock:
@@ -356,7 +333,19 @@ class JupyterToolset(Toolset):
         timeout = args.timeout or self._options.timeout
         connection = self._connection(ctx, kernel_id)
         async with connection.lock:
-            execution = await connection.execute(args.code, timeout)
+            try:
+                execution = await connection.execute(args.code, timeout)
+            except KernelBusy:
+                raise _Refused(
+                    f"Kernel {kernel_id} is busy running another cell (perhaps the one that "
+                    "started this turn) and does not support kernel subshells (ipykernel 7 "
+                    "does), so the code cannot run beside it; try again once it is idle, or "
+                    f"pass kernel_id {OWN!r} to run in this toolset's own kernel."
+                ) from None
+            except StillRunning as exc:
+                raise _Refused(_still_running(kernel_id, exc.subshell)) from None
+            except KernelUnreachable as exc:
+                raise _Refused(f"Kernel {kernel_id}: {exc}") from None
         text = outputs_text(execution.outputs, self._image_saver(ctx))
         return ToolResult(
             bounded(_with_status(text, execution, timeout, kernel_id), self._options.max_output),
@@ -500,7 +489,7 @@ class JupyterToolset(Toolset):
 
     async def close(self) -> None:
         for connection in self._connections.values():
-            connection.close()
+            await connection.close()
         self._connections.clear()
         if self._host is not None:
             if self._own_kernel:
@@ -565,13 +554,41 @@ def _digest(notebook: dict[str, Any]) -> str:
 
 
 def _with_status(text: str, execution: Execution, timeout: float, kernel_id: str) -> str:
+    if execution.status == "not_started" and execution.subshell:
+        return (
+            f"Kernel {kernel_id} did not run the code in its subshell (the subshell was gone "
+            "twice: is the kernel restarting?). Try again."
+        )
     if execution.status == "not_started":
         return (
             f"Kernel {kernel_id} stayed busy with other work for {timeout:g} s: the code did not "
             "start (it is still queued there and will run once the kernel is free)."
         )
+    if execution.status == "timeout" and execution.subshell:
+        note = (
+            f"Timed out after {timeout:g} s: the code may still be running in a subshell of "
+            f"kernel {kernel_id}, beside the user's running cell. It was not interrupted (an "
+            "interrupt would stop the user's cell instead); run_code in this kernel waits "
+            "until it ends."
+        )
+        return f"{text}\n{note}" if text else note
     if execution.status == "timeout":
         stopped = "" if execution.stopped else " but did not stop within a few seconds"
         note = f"Timed out after {timeout:g} s: the kernel was interrupted{stopped}."
         return f"{text}\n{note}" if text else note
     return text or "(no output)"
+
+
+def _still_running(kernel_id: str, subshell: bool) -> str:
+    if subshell:
+        return (
+            f"The code this session ran earlier in a subshell of kernel {kernel_id} is still "
+            "running (it timed out or its turn was stopped, and a subshell cannot be "
+            "interrupted without stopping the user's cell). Run code there once it ends, or "
+            f"pass kernel_id {OWN!r} to run in this toolset's own kernel."
+        )
+    return (
+        f"The code this session ran earlier in kernel {kernel_id} has not finished (it timed "
+        "out or its turn was stopped, and is still queued, or did not stop when interrupted). "
+        f"Run code there once it ends, or pass kernel_id {OWN!r} for this toolset's own kernel."
+    )
