@@ -75,7 +75,10 @@ class RunCodeArgs(BaseModel):
         "to, else the toolset's own)",
     )
     timeout: PositiveFloat | None = Field(
-        None, le=3600, description="Seconds before the kernel is interrupted (default: 60)"
+        None,
+        le=3600,
+        description="Seconds before the run is interrupted (default: 60); a run beside the "
+        "user's busy cell is not interrupted but left to finish",
     )
 
 
