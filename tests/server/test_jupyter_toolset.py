@@ -199,7 +199,7 @@ async def test_code_runs_in_a_subshell_beside_the_users_running_cell(
         assert again == {"output": "41", "isError": False}
 
         release.touch()
-        assert await notebook.printed(cell, "cell done") == "cell started\ncell done\n"
+        assert await notebook.printed(cell, "cell done\n") == "cell started\ncell done\n"
         assert (await notebook.reply(cell))["status"] == "ok"  # never interrupted
         assert len(await notebook.subshells()) == 1  # the toolset's, made once
         # The subshell goes with the session's runtime.
