@@ -166,6 +166,11 @@ class UserNotebook:
                 return list(msg["content"]["subshell_id"])
 
 
+def waits_for(path: Path) -> str:
+    """Code that runs until ``path`` exists."""
+    return f"import os, time\nwhile not os.path.exists({str(path)!r}):\n    time.sleep(0.05)"
+
+
 def blocking_cell(release: Path) -> str:
     """A cell that defines ``answer``, then runs until ``release`` exists."""
     return (
@@ -175,7 +180,7 @@ def blocking_cell(release: Path) -> str:
 
 
 async def test_code_runs_in_a_subshell_beside_the_users_running_cell(
-    api: Fetch, jp_serverapp: Any, tmp_path: Path
+    api: Fetch, jp_serverapp: Any, stream: Any, tmp_path: Path
 ) -> None:
     kernel_id = await notebook_kernel(jp_serverapp)
     release, unblock = tmp_path / "release", tmp_path / "unblock"
@@ -188,8 +193,8 @@ async def test_code_runs_in_a_subshell_beside_the_users_running_cell(
 
         # Past its timeout the subshell's code is not interrupted (that would stop the user's
         # cell): it keeps running, and later code waits until it ends.
-        stuck = f"import time\nwhile not os.path.exists({str(unblock)!r}):\n    time.sleep(0.05)"
-        slow = result(await turn(api, session_id, call("run_code", code=stuck, timeout=1)))
+        stuck = call("run_code", code=waits_for(unblock), timeout=1)
+        slow = result(await turn(api, session_id, stuck))
         assert slow["isError"]
         assert "Timed out after 1 s: the code may still be running in a subshell" in slow["output"]
         refused = result(await turn(api, session_id, call("run_code", code="print(answer)")))
@@ -198,19 +203,35 @@ async def test_code_runs_in_a_subshell_beside_the_users_running_cell(
         again = result(await turn(api, session_id, call("run_code", code="print(answer)")))
         assert again == {"output": "41", "isError": False}
 
+        assert len(await notebook.subshells()) == 1  # the toolset's, made once
+
+        # Stopping the turn does not interrupt that code either. The subshell goes with the
+        # session's runtime, but only once our code there has ended: deleting a busy subshell
+        # would stall the kernel's shell channel (the user's next cells) until it did.
+        started, unblock = tmp_path / "started", tmp_path / "unblock-again"
+        code = f"open({str(started)!r}, 'w').close()\n" + waits_for(unblock)
+        path = f"api/sessions/{session_id}"
+        live = stream("POST", f"{path}/agent/nb", user(call("run_code", code=code)))
+        await until(started.exists)
+        assert (await api("POST", f"{path}/cancel")).code == 200
+        await live.reply()
+        assert (await api("DELETE", path)).code == 200
+        assert len(await notebook.subshells()) == 1
+        unblock.touch()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while await notebook.subshells():
+            assert loop.time() < deadline, "the subshell was not deleted"
+            await asyncio.sleep(0.05)
+
         release.touch()
         assert await notebook.printed(cell, "cell done\n") == "cell started\ncell done\n"
         assert (await notebook.reply(cell))["status"] == "ok"  # never interrupted
-        assert len(await notebook.subshells()) == 1  # the toolset's, made once
-        # The subshell goes with the session's runtime.
-        assert (await api("DELETE", f"api/sessions/{session_id}")).code == 200
-        assert await notebook.subshells() == []
 
 
 @pytest.fixture
 def kernel_without_subshells(jp_data_dir: Path) -> str:
-    """A kernel spec whose ipykernel runs without its shell channel thread: it answers as an
-    older kernel does, without the "kernel subshells" feature."""
+    """A kernel spec whose kernel does not advertise subshells (see the launcher)."""
     spec = jp_data_dir / "kernels" / "nosubshells"
     spec.mkdir(parents=True)
     launcher = Path(__file__).with_name("kernel_without_subshells.py")
