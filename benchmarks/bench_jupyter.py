@@ -2,7 +2,9 @@
 
 - the first ``run_code`` of a session (it starts the toolset's own kernel), then the latency of
   ``run_code("1 + 1")`` against the same request on a bare jupyter_client connection to the
-  same kernel (the toolset adds its target choice, output folding and formatting);
+  same kernel (the toolset adds its target choice, output folding and formatting); then the
+  same while another client's cell keeps the kernel's main shell busy (the code runs in a
+  subshell: the first such call creates it);
 - ``read_notebook`` of a 200-cell notebook with outputs, and one ``insert_cell``: its preview
   (read + diff) and its call (read + write + undo record), against ``nbformat.read`` (for the
   read) and ``nbformat.read`` + ``nbformat.write`` (for the edits) of the same file.
@@ -77,8 +79,27 @@ async def main(count: int) -> None:
             client.start_channels()
             await client.wait_for_ready(timeout=30)
             base = await timed(lambda: bare_run(client, "1 + 1"), count)
-            client.stop_channels()
             rows.append(row("run_code 1 + 1", ours, base))
+
+            # The same beside a cell that keeps the main shell busy: a subshell of the kernel.
+            release = root / "release"
+            cell = f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.01)"
+            cell_id = client.execute(cell)
+            while True:
+                msg = await client.get_iopub_msg(timeout=30)
+                if msg["parent_header"].get("msg_id") == cell_id and (
+                    msg["msg_type"] == "execute_input"
+                ):
+                    break
+            start = time.perf_counter()
+            await tools["run_code"].call({"code": "1 + 1"}, ctx)
+            first = [(time.perf_counter() - start) * 1000]
+            rows.append(row("first run_code beside a busy cell (makes a subshell)", first, []))
+            beside = await timed(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
+            rows.append(row("run_code 1 + 1 beside a busy cell (subshell)", beside, base))
+            release.touch()
+            await bare_run(client, "pass")  # queued behind the cell: the cell has ended
+            client.stop_channels()
 
             cells = []
             for index in range(200):

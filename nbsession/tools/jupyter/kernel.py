@@ -444,7 +444,8 @@ class KernelConnection:
 
     async def _close_when_done(self) -> None:
         while not await self._wait(self._finished, LINGER_POLL):
-            if not await self._client.is_alive():
+            if not await self._client.is_alive():  # shut down (the server stopping, say)
+                self._subshell_id = ""  # gone with its kernel: nothing to delete
                 break
         await self._shut()
 
