@@ -1261,7 +1261,7 @@ class AgentRuntime:
         try:
             with self._doing("running_tool", call.function.name):
                 return await tool.call(arguments, self._tool_context(relay.write))
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):  # taken over: the turn stops quietly
             raise
         except Exception as exc:
             log.exception("tool %s failed in session %s", call.function.name, self.session_id)
@@ -1402,7 +1402,7 @@ async def _toolsets_of(
         jupyter=jupyter,
         kernel_id=session.kernel_id,
         notebook_path=session.notebook_path,
-        undo=StoredUndoHistory(recorder.store, recorder.root_session_id),
+        undo=StoredUndoHistory(recorder.store, recorder.root_session_id, recorder.root_owner),
     )
     toolsets = build_toolsets(((ts.type, ts.options) for ts in agent.toolsets), env)
     tools: list[Tool] = []

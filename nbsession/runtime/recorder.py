@@ -114,6 +114,12 @@ class SessionRecorder:
         """The stored session this one is, or lies in (a sub-session is an item of it)."""
         return self.session.id
 
+    @property
+    def root_owner(self) -> str:
+        """Whose lease a write to the root session made outside this recorder needs (an undo
+        entry): this recorder's ``owner``, "" for a writer that needs none."""
+        return self.owner
+
     def emit(self, event: dict[str, Any]) -> LogEntry | None:
         """Publish an event; after the session was deleted its log is closed and this is a no-op."""
         return self.deltas.emit(event)
@@ -220,6 +226,10 @@ class SubSessionRecorder(SessionRecorder):
     def root_session_id(self) -> str:
         return self.parent.root_session_id
 
+    @property
+    def root_owner(self) -> str:
+        return self.parent.root_owner
+
     async def save(self, leased: bool = True) -> None:
         """Rewrite this sub-session's item in the parent, after a change inside it."""
         await self.parent.item_changed(self.position, leased)
@@ -253,6 +263,10 @@ class BackgroundRecorder(SubSessionRecorder):
     ) -> None:
         super().__init__(session, parent, position)
         self.on_text = on_text
+
+    @property
+    def root_owner(self) -> str:
+        return ""  # it may edit after the turn that started it ended
 
     def emit(self, event: dict[str, Any]) -> LogEntry | None:
         if event.get("type") == "agent_choice":

@@ -239,15 +239,19 @@ class Store(Protocol):
     async def release_lease(self, session_id: str, owner: str) -> None:
         """Give the lease up if ``owner`` holds it; a no-op otherwise, or if the session is gone."""
 
-    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
+    async def push_undo(
+        self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int, owner: str = ""
+    ) -> int:
         """Add ``entry`` (its ``id`` ignored) to the session's undo history and return the id
         it got; then drop the oldest entries of its toolset's history beyond the newest
         ``keep``, or once their ``previous`` texts pass ``max_bytes`` in UTF-8 (the newest is
         always kept), in the same transaction (``trim_undo``). ``UnknownSession`` if absent.
 
-        The history is not part of the session: its version does not change, and no lease is
-        needed (an edit a tool made is real whoever holds the turn). It goes with the session
-        when that is deleted (SQL: a foreign key with ``ON DELETE CASCADE``).
+        Like a turn's other writes it lands only while ``owner`` holds the lease (see the
+        class), so a server that lost the turn does not add to the history of a session
+        another server now runs. The history is not part of the session: its version does not
+        change. It goes with the session when that is deleted (SQL: a foreign key with
+        ``ON DELETE CASCADE``).
         """
 
     async def last_undo(self, session_id: str, toolset: str, target: str = "") -> UndoEntry | None:

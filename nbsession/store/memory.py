@@ -171,8 +171,10 @@ class MemoryStore:
         if self._leases.get(session_id, (None, 0.0))[0] == owner:
             del self._leases[session_id]
 
-    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
-        self._get(session_id)
+    async def push_undo(
+        self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int, owner: str = ""
+    ) -> int:
+        self._owned(session_id, owner)
         pushed = dataclasses.replace(entry, id=next(self._undo_ids))
         history = [*self._undo.get(session_id, []), pushed]
         same = [e for e in history if e.toolset == entry.toolset]

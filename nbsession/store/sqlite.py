@@ -453,9 +453,12 @@ class SQLiteStore:
 
         await self._run(release)
 
-    async def push_undo(self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int) -> int:
+    async def push_undo(
+        self, session_id: str, entry: UndoEntry, keep: int, max_bytes: int, owner: str = ""
+    ) -> int:
         def push(conn: sqlite3.Connection) -> int:
             with _transaction(conn, "IMMEDIATE"):
+                _check_owner(conn, session_id, owner)
                 if not conn.execute(
                     "SELECT 1 FROM sessions WHERE id = ?", (session_id,)
                 ).fetchone():

@@ -38,13 +38,15 @@ class UndoHistory(Protocol):
 @dataclasses.dataclass(frozen=True)
 class StoredUndoHistory:
     """The history of session ``session_id`` in ``store`` (the root session: a sub-agent's
-    edits are undone like its caller's)."""
+    edits are undone like its caller's). With an ``owner`` (a server id) an entry is added
+    only while that server holds the session's turn lease (``LeaseLost`` otherwise)."""
 
     store: Store
     session_id: str
+    owner: str = ""
 
     async def push(self, entry: UndoEntry) -> None:
-        await self.store.push_undo(self.session_id, entry, KEEP, MAX_BYTES)
+        await self.store.push_undo(self.session_id, entry, KEEP, MAX_BYTES, owner=self.owner)
 
     async def last(self, toolset: str, target: str = "") -> UndoEntry | None:
         return await self.store.last_undo(self.session_id, toolset, target)

@@ -608,6 +608,29 @@ async def test_a_write_for_an_owner_lands_only_while_it_holds_the_lease(
             await store.append_item("nope", message_item("x"), owner="server-a")
 
 
+async def test_an_undo_entry_for_an_owner_lands_only_while_it_holds_the_lease(
+    make_store: Callable[[], Store],
+) -> None:
+    async with opened(make_store()) as store:
+        session = Session()
+        await store.create_session(session)
+        sid = session.id
+        for lease_owner in (None, "server-b"):  # nobody's turn, then another server's
+            if lease_owner is not None:
+                await store.acquire_lease(sid, lease_owner, 30)
+            with pytest.raises(LeaseLost):
+                await store.push_undo(sid, undo("a.ipynb", "lost"), 50, 1 << 20, owner="server-a")
+        assert await store.last_undo(sid, "jupyter") is None  # nothing landed
+        await store.release_lease(sid, "server-b")
+        assert await store.acquire_lease(sid, "server-a", 0)  # expired, nobody took it over
+        await store.push_undo(sid, undo("a.ipynb", "mine"), 50, 1 << 20, owner="server-a")
+        await store.push_undo(sid, undo("b.ipynb", "anyone"), 50, 1 << 20)  # no owner
+        assert (await store.last_undo(sid, "jupyter", "a.ipynb")).previous == "mine"  # type: ignore[union-attr]
+        assert (await store.last_undo(sid, "jupyter", "b.ipynb")).previous == "anyone"  # type: ignore[union-attr]
+        with pytest.raises(UnknownSession):
+            await store.push_undo("nope", undo("a.ipynb"), 50, 1 << 20, owner="server-a")
+
+
 async def test_the_last_fork_number_counts_only_forks_of_that_title(
     make_store: Callable[[], Store],
 ) -> None:
