@@ -92,6 +92,18 @@ describe('the session list', () => {
     expect(state.sessions.map(r => r.id)).toEqual(['e', 'd', 'c', 'b', 'a']);
   });
 
+  it('ignores a poll sent before a `Load more` that was answered first', () => {
+    let state = listReplaced(initialList(2), page([row('d', 4), row('c', 3)], 'after-c'), {
+      limit: 2
+    });
+    const poll = pollQuery(state); // on its way while the user pages in two more
+    state = listAppended(state, page([row('b', 2), row('a', 1)], 'after-a'));
+    const paged = state;
+    state = listReplaced(state, page([row('d', 4), row('c', 3)], 'after-c'), poll);
+    expect(state).toBe(paged);
+    expect(nextPageQuery(state)).toEqual({ limit: 2, before: 'after-a' });
+  });
+
   it('goes on where the last read ended once the poll reads all that are shown', () => {
     let state = listReplaced(initialList(2), page([row('d', 4), row('c', 3)], 'after-c'), {
       limit: 2

@@ -87,9 +87,15 @@ export function nextPageQuery(state: ListState): ListQuery {
  *
  * Sessions made since the last read push the others down without pushing the rows the user
  * paged in out of the list: those are kept (the poll read only as many rows as were shown) and
- * the next poll reads that many more.
+ * the next poll reads that many more. An answer to a poll sent before the list grew here (a
+ * `Load more` answered while the poll was on its way) is stale and changes nothing.
  */
 export function listReplaced(state: ListState, page: ListPage, query: ListQuery): ListState {
+  if (query.limit < pollQuery(state).limit) {
+    // Asked before a `Load more` (or a session made here) grew the list: it read fewer rows
+    // than are shown now and would drop the ones paged in meanwhile. The next poll reads all.
+    return state;
+  }
   const rows = newestFirst(unique(page.rows));
   const newest = state.sessions[0];
   const known = new Set(state.sessions.map(row => row.id));

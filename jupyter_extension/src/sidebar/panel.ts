@@ -147,7 +147,9 @@ export class SidebarPanel extends Widget {
   async refresh(): Promise<void> {
     const query = pollQuery(this.state);
     try {
-      this.setList(listReplaced(this.state, await this.api.list(query), query));
+      // The answer is applied to the state of when it came, not of when it was asked for.
+      const page = await this.api.list(query);
+      this.setList(listReplaced(this.state, page, query));
     } catch (error) {
       this.setList(listFailed(this.state, messageOf(error)));
     }
@@ -264,7 +266,8 @@ export class SidebarPanel extends Widget {
     const query = nextPageQuery(this.state);
     this.loadMore.disabled = true;
     try {
-      this.setList(listAppended(this.state, await this.api.list(query)));
+      const page = await this.api.list(query);
+      this.setList(listAppended(this.state, page));
     } catch (error) {
       this.setList(listFailed(this.state, messageOf(error)));
     } finally {
