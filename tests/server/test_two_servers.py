@@ -159,11 +159,18 @@ def a_dead_or_hung_server_does_not_lock_the_session(
             kill(three, signal.SIGCONT)
             approval.result(timeout=30)  # answered, whatever three made of it
         took_over = "another server took it over"
+
+        def stopped_streaming() -> bool:
+            # Three logs the line when it finds its lease gone; its turn ends after that, once
+            # it has given the lease up in the store: a status read between the two still
+            # shows it streaming, so both are waited for.
+            status = c3.get(f"/api/sessions/{sid}/status").json()
+            return took_over in three.log.read_text() and not status["streaming"]
+
         deadline = time.monotonic() + 30
-        while took_over not in three.log.read_text():
+        while not stopped_streaming():
             assert time.monotonic() < deadline, three.log.read_text()
             time.sleep(0.1)  # polling a condition under a deadline
-        assert not c3.get(f"/api/sessions/{sid}/status").json()["streaming"]
         assert chats(c2, sid) == history
         text = three.log.read_text()
         assert text.count(took_over) == 1 and "Traceback" not in text, text
