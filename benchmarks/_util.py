@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmark scripts: statistics, tables, memory readings.
+"""Small helpers shared by the benchmark scripts: timings, statistics, tables, memory and CPU
+readings.
 
 Benchmarks print figures; they never assert on them (project rule). Every script imports this
 module as ``_util`` because ``python benchmarks/<name>.py`` puts ``benchmarks/`` on sys.path.
@@ -11,7 +12,8 @@ import platform
 import resource
 import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 
@@ -42,6 +44,30 @@ def fmt(value: float, digits: int = 1) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+async def timed_ms(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
+    """Milliseconds each of ``count`` awaits of ``call()`` took, one after another."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def latency_row(
+    name: str, ours: Sequence[float], base: Sequence[float], digits: int = 2
+) -> list[object]:
+    """A table row: our p50 and p95, the baseline's p50 and the ratio of the p50s (``-`` for
+    a measure with no baseline)."""
+    return [
+        name,
+        fmt(median(ours), digits),
+        fmt(percentile(ours, 95), digits),
+        fmt(median(base), digits),
+        ratio(median(ours), median(base)),
+    ]
 
 
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -88,3 +114,13 @@ def proc_rss_mib(pid: int) -> tuple[float, float]:
     except OSError:
         pass
     return fields["VmRSS:"], fields["VmHWM:"]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time another process has used (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -19,33 +19,13 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from _util import fmt, header, median, percentile, ratio, table
+from _util import header, latency_row, table, timed_ms
 
 from nbsession.tools import JupyterToolset, ToolContext, ToolsetEnv
-
-
-async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def row(name: str, ours: list[float], base: list[float]) -> list[object]:
-    return [
-        name,
-        fmt(median(ours), 2),
-        fmt(percentile(ours, 95), 2),
-        fmt(median(base), 2) if base else "-",
-        ratio(median(ours), median(base)) if base else "-",
-    ]
 
 
 async def bare_run(client: Any, code: str) -> None:
@@ -72,14 +52,14 @@ async def main(count: int) -> None:
             start = time.perf_counter()
             await tools["run_code"].call({"code": "1 + 1"}, ctx)
             cold = [(time.perf_counter() - start) * 1000]
-            rows.append(row("first run_code (starts the kernel)", cold, []))
+            rows.append(latency_row("first run_code (starts the kernel)", cold, []))
 
-            ours = await timed(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
+            ours = await timed_ms(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
             client = toolset.host(ctx).kernel_client(toolset._own_kernel)
             client.start_channels()
             await client.wait_for_ready(timeout=30)
-            base = await timed(lambda: bare_run(client, "1 + 1"), count)
-            rows.append(row("run_code 1 + 1", ours, base))
+            base = await timed_ms(lambda: bare_run(client, "1 + 1"), count)
+            rows.append(latency_row("run_code 1 + 1", ours, base))
 
             # The same beside a cell that keeps the main shell busy: a subshell of the kernel.
             release = root / "release"
@@ -94,9 +74,11 @@ async def main(count: int) -> None:
             start = time.perf_counter()
             await tools["run_code"].call({"code": "1 + 1"}, ctx)
             first = [(time.perf_counter() - start) * 1000]
-            rows.append(row("first run_code beside a busy cell (makes a subshell)", first, []))
-            beside = await timed(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
-            rows.append(row("run_code 1 + 1 beside a busy cell (subshell)", beside, base))
+            rows.append(
+                latency_row("first run_code beside a busy cell (makes a subshell)", first, [])
+            )
+            beside = await timed_ms(lambda: tools["run_code"].call({"code": "1 + 1"}, ctx), count)
+            rows.append(latency_row("run_code 1 + 1 beside a busy cell (subshell)", beside, base))
             release.touch()
             await bare_run(client, "pass")  # queued behind the cell: the cell has ended
             client.stop_channels()
@@ -118,16 +100,18 @@ async def main(count: int) -> None:
             async def bare_read() -> None:
                 await asyncio.to_thread(nbformat.read, path, 4)
 
-            read = await timed(
+            read = await timed_ms(
                 lambda: tools["read_notebook"].call({"path": "big.ipynb"}, ctx), count
             )
-            rows.append(row("read_notebook, 200 cells", read, await timed(bare_read, count)))
-            base = await timed(bare, count)
+            rows.append(
+                latency_row("read_notebook, 200 cells", read, await timed_ms(bare_read, count))
+            )
+            base = await timed_ms(bare, count)
             insert = {"path": "big.ipynb", "index": 100, "source": "new = 1"}
-            preview = await timed(lambda: tools["insert_cell"].preview(insert, ctx), count)
-            rows.append(row("insert_cell preview (diff)", preview, base))
-            edit = await timed(lambda: tools["insert_cell"].call(insert, ctx), count)
-            rows.append(row("insert_cell call", edit, base))
+            preview = await timed_ms(lambda: tools["insert_cell"].preview(insert, ctx), count)
+            rows.append(latency_row("insert_cell preview (diff)", preview, base))
+            edit = await timed_ms(lambda: tools["insert_cell"].call(insert, ctx), count)
+            rows.append(latency_row("insert_cell call", edit, base))
         finally:
             await toolset.close()
     table(

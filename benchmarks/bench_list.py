@@ -1,6 +1,6 @@
 """A long session list on the wire: does listing it stall the server?
 
-A real ``jupyter nbsession`` subprocess (the launcher of ``bench_sse.py``) on a SQLite file
+A real ``jupyter nbsession`` subprocess (``launcher.py``) on a SQLite file
 that already holds N sessions (written through ``SQLiteStore`` before the server starts).
 Measured with httpx:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 from _util import fmt, header, median, table
-from bench_sse import TIMEOUT, launcher, start_server
+from launcher import TIMEOUT, launcher, serving
 
 from nbsession.session import Session, utc_now
 from nbsession.store import SQLiteStore
@@ -179,12 +179,9 @@ def main() -> None:
         if not args.server_cmd:  # ours, under the loop watch (a custom command may lack it)
             watch_file = home / "loop-watch.txt"
             os.environ["BENCH_LOOP_WATCH"] = str(watch_file)
-        server = start_server(home, args.server_cmd or WATCHED)  # prints its time to /health
-        try:
+        # start_server prints its time to /health
+        with serving(home, args.server_cmd or WATCHED) as server:
             asyncio.run(measure(server.url, server.headers, count, watch_file))
-        finally:
-            server.stop()
-            print(f"server stopped (exit code {server.process.returncode})")
 
 
 if __name__ == "__main__":

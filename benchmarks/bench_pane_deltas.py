@@ -5,8 +5,8 @@ deltas, ~48 KB of text, as fast as the engine takes them). Each figure is measur
 merging off (``delta_flush_interval=0``: one event per delta, as before ``runtime/deltas.py``)
 and with the default interval (50 ms); SPEC 9's target is at most 2x the text's size.
 
-1. ``/events`` (SSE) of a real ``jupyter nbsession`` subprocess (the launcher of
-   ``bench_sse.py``), one server per setting, turns alternating between them: the bytes of the
+1. ``/events`` (SSE) of a real ``jupyter nbsession`` subprocess (``launcher.py``), one
+   server per setting, turns alternating between them: the bytes of the
    ``/events`` body and of the run stream from ``user_message`` to ``stream_stopped``, the
    events, the turn's wall time, and the server's CPU per delta (``/proc``; the readers are
    this process). Both servers keep 32,768 events per session, so a one-event-per-delta turn
@@ -37,10 +37,9 @@ from typing import Any
 
 import httpx
 import zmq
-from _util import fmt, header, median, ratio, table
-from bench_sse import PHASE_DEADLINE, TIMEOUT, Server, start_server
-from bench_stalled import server_cpu_seconds
+from _util import fmt, header, median, proc_cpu_seconds, ratio, table
 from jupyter_client.manager import KernelManager
+from launcher import PHASE_DEADLINE, TIMEOUT, Server, start_server
 
 from nbsession.runtime.deltas import DEFAULT_INTERVAL
 
@@ -99,7 +98,7 @@ async def sse_turn(client: httpx.AsyncClient, server: Server, session_id: str) -
     path = f"/api/sessions/{session_id}"
     last = (await client.get(f"{path}/snapshot")).raise_for_status().json()["last_event_seq"]
     async with client.stream("GET", f"{path}/events", params={"since": last}) as events:
-        cpu = server_cpu_seconds(server.process.pid)
+        cpu = proc_cpu_seconds(server.process.pid)
         start = time.perf_counter()
         body = {"messages": [{"role": "user", "content": PROMPT}]}
         async with client.stream("POST", f"{path}/agent/default", json=body) as run:
@@ -107,7 +106,7 @@ async def sse_turn(client: httpx.AsyncClient, server: Server, session_id: str) -
                 asyncio.gather(read_sse(events, turn), read_sse(run)), PHASE_DEADLINE
             )
         turn.seconds = time.perf_counter() - start
-        turn.cpu = server_cpu_seconds(server.process.pid) - cpu
+        turn.cpu = proc_cpu_seconds(server.process.pid) - cpu
     return turn
 
 

@@ -1,6 +1,6 @@
 """The SDK's event reading against raw socket reading of the same SSE stream, same server.
 
-A real ``jupyter nbsession`` subprocess (see ``bench_sse.py``) with a large event log holds
+A real ``jupyter nbsession`` subprocess (``launcher.py``) with a large event log holds
 one session whose log is filled by offline turns. Each reader then replays that log from
 ``/events`` (``Last-Event-ID: 0``) until it has N events, in turns, several rounds:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 from _util import fmt, header, median, ratio, table
-from bench_sse import PHASE_DEADLINE, Server, launcher, start_server
+from launcher import PHASE_DEADLINE, Server, launcher, start_server
 
 import nbsession
 from nbsession.sdk import AsyncClient

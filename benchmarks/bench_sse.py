@@ -1,8 +1,8 @@
 """The HTTP + SSE API on the wire: a real ``jupyter nbsession`` subprocess, measured with httpx.
 
-The server runs on a free loopback port with its own token, a SQLite file and Jupyter
-directories in a temporary directory; it is always stopped at the end (SIGTERM, then SIGKILL).
-Only loopback traffic; every loop and wait is bounded.
+The server (``launcher.py``) runs on a free loopback port with its own token, a SQLite file and
+Jupyter directories in a temporary directory, and is always stopped at the end. Only loopback
+traffic; every loop and wait is bounded.
 
 - ``POST /api/sessions`` latency (p50/p95), against ``GET /health`` (no auth, no store) and
   ``GET /api/ping`` (auth only) on the same connection: the HTTP floor;
@@ -24,121 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _util import fmt, header, median, percentile, proc_rss_mib, ratio, table
+from launcher import PHASE_DEADLINE, TIMEOUT, Server, launcher, new_session, serving
 
 from nbsession.manager import ManagerConfig, SessionManager
 
 PROMPT = "what is 17*23"
 AGENT = "default"
-START_DEADLINE = 60.0  # seconds for the server to answer /health
-PHASE_DEADLINE = 60.0  # no single measured operation may take longer
-TIMEOUT = httpx.Timeout(30.0)
-
-
-# -- the server process ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launcher(command: str = "") -> list[str]:
-    """``--server-cmd`` if given, else ``jupyter-nbsession`` beside this interpreter, else
-    ``jupyter nbsession`` (for A/B runs of a patched server, pass its command line)."""
-    if command:
-        args = command.split()
-        return [sys.executable, *args[1:]] if args[0] == "python" else args
-    script = Path(sys.executable).with_name("jupyter-nbsession")
-    if script.exists():
-        return [str(script)]
-    return [str(Path(sys.executable).with_name("jupyter")), "nbsession"]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    token: str
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/nbsession"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def stop(self) -> None:
-        """SIGTERM (graceful: runs the extension's shutdown), SIGKILL after 15 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-def start_server(home: Path, command: str = "", options: Sequence[str] = ()) -> Server:
-    """Start ``jupyter nbsession`` (with extra command-line ``options``) and wait for
-    /nbsession/health within START_DEADLINE."""
-    port = free_port()
-    token = secrets.token_hex(16)
-    log = home / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "NBSESSION_"))}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-    )
-    args = [
-        *launcher(command),
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={home}",
-        f"--NBSessionApp.db_path={home / 'sessions.db'}",
-        *options,
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=out)
-    server = Server(process, port, token, log)
-    started = time.monotonic()
-    try:
-        while time.monotonic() - started < START_DEADLINE:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                    print(f"server up on port {port} in {time.monotonic() - started:.2f} s")
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)  # start-up polling only, bounded by the deadline
-        raise RuntimeError(f"no /health within {START_DEADLINE:.0f} s:\n{log.read_text()}")
-    except BaseException:
-        server.stop()
-        raise
 
 
 # -- SSE reading -------------------------------------------------------------------------
@@ -185,12 +84,6 @@ async def run_turn(client: httpx.AsyncClient, session_id: str) -> tuple[float, f
     if stats.types[-1:] != ["stream_stopped"]:
         raise RuntimeError(f"run stream ended without stream_stopped: {stats.types[-3:]}")
     return stats.first_event - start, total, stats
-
-
-async def new_session(client: httpx.AsyncClient) -> str:
-    reply = await client.post("/api/sessions", json={})
-    reply.raise_for_status()
-    return reply.json()["id"]
 
 
 # -- phases ------------------------------------------------------------------------------
@@ -425,12 +318,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="nbsession-bench-") as directory:
         home = Path(directory)
-        server = start_server(home, args.server_cmd)
-        try:
+        with serving(home, args.server_cmd) as server:
             asyncio.run(measure(server, args, home))
-        finally:
-            server.stop()
-            print(f"server stopped (exit code {server.process.returncode})")
 
 
 if __name__ == "__main__":

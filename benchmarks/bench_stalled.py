@@ -1,6 +1,6 @@
 """Stalled SSE clients (SPEC 3): does a crowd of sockets that never read slow a reader down?
 
-A real ``jupyter nbsession`` subprocess (the same launcher as ``bench_sse.py``). One session
+A real ``jupyter nbsession`` subprocess (``launcher.py``). One session
 runs back-to-back offline turns ("hello there", ~58 events each) driven over HTTP; one
 ``/events`` client reads everything and its rate is measured (events received per second,
 from its first to its last event), and the server's CPU time per event. Two phases, run
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import select
 import socket
 import tempfile
@@ -32,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _util import fmt, header, median, proc_rss_mib, table
-from bench_sse import PHASE_DEADLINE, TIMEOUT, Server, launcher, new_session, start_server
+from _util import fmt, header, median, proc_cpu_seconds, proc_rss_mib, table
+from launcher import PHASE_DEADLINE, TIMEOUT, Server, launcher, new_session, serving
 
 PROMPT = "hello there"
 STALLED = 100
@@ -123,16 +122,6 @@ def count_closed(sockets: list[socket.socket]) -> tuple[int, int]:
     return closed, max(received.values())
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU time the server process has used (Linux /proc; NaN elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Phase:
     rates: list[float] = field(default_factory=list)
@@ -146,10 +135,10 @@ async def one_phase(
     (reader events, stalled sockets let go, most bytes one of them was sent)."""
     session_id = await new_session(client)
     sockets = open_stalled(server, session_id, stalled)
-    cpu = server_cpu_seconds(server.process.pid)
+    cpu = proc_cpu_seconds(server.process.pid)
     rate, events = await reader_rate(client, session_id, turns)
     phase.rates.append(rate)
-    phase.cpu_per_kevent.append((server_cpu_seconds(server.process.pid) - cpu) * 1e6 / events)
+    phase.cpu_per_kevent.append((proc_cpu_seconds(server.process.pid) - cpu) * 1e6 / events)
     closed, most = count_closed(sockets) if sockets else (0, 0)
     return events, closed, most
 
@@ -211,13 +200,11 @@ def main() -> None:
         f"{' '.join(Path(p).name for p in launcher(args.server_cmd))} on 127.0.0.1; "
         f"{turns} turns per run, {reps} runs per phase, {STALLED} stalled sockets",
     )
-    with tempfile.TemporaryDirectory(prefix="nbsession-bench-") as directory:
-        server = start_server(Path(directory), args.server_cmd)
-        try:
-            asyncio.run(measure(server, turns, reps))
-        finally:
-            server.stop()
-            print(f"server stopped (exit code {server.process.returncode})")
+    with (
+        tempfile.TemporaryDirectory(prefix="nbsession-bench-") as directory,
+        serving(Path(directory), args.server_cmd) as server,
+    ):
+        asyncio.run(measure(server, turns, reps))
 
 
 if __name__ == "__main__":

@@ -21,34 +21,13 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from _util import fmt, header, median, percentile, ratio, table
+from _util import fmt, header, latency_row, table, timed_ms
 
 from nbsession.tools import FilesystemToolset, MCPToolset, ToolContext
 
 SERVER = str(Path(__file__).resolve().parent.parent / "tests" / "mcp_server.py")
-
-
-async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def row(name: str, ours: list[float], base: list[float]) -> list[object]:
-    return [
-        name,
-        fmt(median(ours), 3),
-        fmt(percentile(ours, 95), 3),
-        fmt(median(base), 3),
-        ratio(median(ours), median(base)),
-    ]
 
 
 async def filesystem(root: Path, count: int, files: int) -> list[list[object]]:
@@ -83,11 +62,17 @@ async def filesystem(root: Path, count: int, files: int) -> list[list[object]]:
 
     searches = max(count // 20, 3)
     return [
-        row("read_file 4 KiB", await timed(read_tool, count), await timed(read_direct, count)),
-        row(
+        latency_row(
+            "read_file 4 KiB",
+            await timed_ms(read_tool, count),
+            await timed_ms(read_direct, count),
+            digits=3,
+        ),
+        latency_row(
             f"search_files_content, {files} files",
-            await timed(search_tool, searches),
-            await timed(search_direct, searches),
+            await timed_ms(search_tool, searches),
+            await timed_ms(search_direct, searches),
+            digits=3,
         ),
     ]
 
@@ -118,15 +103,15 @@ async def mcp(count: int) -> tuple[list[list[object]], list[float]]:
         async def bare() -> None:
             await client.call_tool("add", {"a": 1, "b": 2})
 
-        await timed(bare, 5)  # warm up both
-        await timed(through_toolset, 5)
+        await timed_ms(bare, 5)  # warm up both
+        await timed_ms(through_toolset, 5)
         base: list[float] = []
         ours: list[float] = []
         for _ in range(max(count // 10, 1)):  # interleaved, so load changes hit both alike
-            base += await timed(bare, 10)
-            ours += await timed(through_toolset, 10)
+            base += await timed_ms(bare, 10)
+            ours += await timed_ms(through_toolset, 10)
     await toolset.close()
-    return [row("MCP stdio call (add)", ours, base)], starts
+    return [latency_row("MCP stdio call (add)", ours, base, digits=3)], starts
 
 
 async def main(quick: bool) -> None:
