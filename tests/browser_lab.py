@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -182,6 +182,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched
+
+
+KERNEL_IDLE = (
+    "() => { const k = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;"
+    " return !!k && k.connectionStatus === 'connected' && k.status === 'idle'; }"
+)
+"""True in the page once the current notebook's kernel is connected and idle."""
+
+
+def open_notebook(browser: Browser, lab: Lab, path: str) -> Page:
+    """A fresh page on the notebook ``path`` of the lab's root, once its kernel is idle."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{lab.url}lab/tree/{path}?reset&token={lab.token}")
+    expect(page.locator(".jp-NotebookPanel:visible")).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+    return page
+
+
+def run_all_cells(page: Page) -> None:
+    """Start every cell of the page's notebook; not awaited (the command's promise settles only
+    once the last cell has finished, and a cell may block)."""
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 
 def start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:

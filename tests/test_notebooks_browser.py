@@ -17,26 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser_lab import REPO, TIMEOUT_MS, Lab, wait_for
+from tests.browser_lab import KERNEL_IDLE, REPO, Lab, open_notebook, run_all_cells, wait_for
 
 pytestmark = pytest.mark.browser
-
-KERNEL_IDLE = (
-    "() => { const k = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;"
-    " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }"
-)
-
-
-def _open(browser: Browser, lab: Lab, path: str) -> Page:
-    """JupyterLab on the notebook ``path`` of its root, once its kernel is idle."""
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{lab.url}lab/tree/{path}?reset&token={lab.token}")
-    expect(page.locator(".jp-NotebookPanel:visible")).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
-    return page
 
 
 def _events(lab: Lab, session_id: str, since: int) -> Iterator[dict[str, Any]]:
@@ -65,8 +50,8 @@ def _turn(lab: Lab, session_id: str, prompt: str, answer: dict[str, str] | None)
 
 def test_the_quickstart_runs_in_jupyterlab(lab: Lab, browser: Browser, tmp_path: Path) -> None:
     (lab.root / "quickstart.ipynb").write_bytes((REPO / "notebooks/quickstart.ipynb").read_bytes())
-    page = _open(browser, lab, "quickstart.ipynb")
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page = open_notebook(browser, lab, "quickstart.ipynb")
+    run_all_cells(page)
     count = len(json.loads((lab.root / "quickstart.ipynb").read_text())["cells"])
     code = (
         "window.jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'code')"
@@ -103,7 +88,7 @@ def test_an_exported_session_opens_in_jupyterlab_without_errors(
     (lab.root / "exported.ipynb").write_text(json.dumps(notebook))
 
     # The kernel named in the export starts by itself (_open waits for it): no "Select Kernel".
-    page = _open(browser, lab, "exported.ipynb")
+    page = open_notebook(browser, lab, "exported.ipynb")
     panel = page.locator(".jp-NotebookPanel:visible")
     cells = panel.locator(".jp-Cell")
     expect(cells.first).to_contain_text("Exported for reading")

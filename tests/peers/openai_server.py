@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .loopback import QuietHandler
+
 
 @dataclass(frozen=True)
 class ScriptedToolCall:
@@ -176,11 +178,8 @@ class OpenAIServer:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-                pass
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
@@ -208,14 +207,6 @@ class OpenAIServer:
                 if reply.first_byte_delay:
                     time.sleep(reply.first_byte_delay)
                 server._respond(self, body, reply)
-
-            def send_json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def send_events(self, frames: Iterator[bytes]) -> None:
                 """Send server-sent events as they are produced."""

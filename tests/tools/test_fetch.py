@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from peers.loopback import serving
+from peers.loopback import QuietHandler, serving
 
 from nbsession.tools import FetchToolset, ToolContext, ToolResult
 from nbsession.tools.fetch import MAX_BODY, matches_domain
@@ -19,7 +18,7 @@ PAGE = b"""<html><head><title>T</title><script>var secret = 1;</script></head>
 BIG = b"x" * (MAX_BODY + 4096)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     routes: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
         "/page.html": (200, "text/html; charset=utf-8", PAGE, {}),
         "/plain.txt": (200, "text/plain", b"just text", {}),
@@ -33,26 +32,14 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path
         if path == "/slow":
             time.sleep(3)  # the server is slow; the client's timeout is what is tested
-            self._send(200, "text/plain", b"late", {})
+            self.send_body(200, "text/plain", b"late", {})
         elif path == "/headers":
             seen = {"authorization": self.headers.get("Authorization", "")}
-            self._send(200, "application/json", json.dumps(seen).encode(), {})
+            self.send_body(200, "application/json", json.dumps(seen).encode(), {})
         elif path.startswith("/redirect?to="):
-            self._send(302, "text/plain", b"", {"Location": path.split("=", 1)[1]})
+            self.send_body(302, "text/plain", b"", {"Location": path.split("=", 1)[1]})
         else:
-            self._send(*self.routes.get(path, (404, "text/plain", b"", {})))
-
-    def _send(self, code: int, ctype: str, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.send_body(*self.routes.get(path, (404, "text/plain", b"", {})))
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from peers.loopback import serving
+from peers.loopback import QuietHandler, serving
 
 from nbsession.tools import ToolContext, build_toolsets, check_toolset
 from nbsession.tools.base import Tool
@@ -60,35 +59,26 @@ SPEC = {
 }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_GET(self) -> None:  # the stdlib's name
         parts = urlsplit(self.path)
         if parts.path == "/openapi.json":
-            self._send(200, SPEC)
+            self.send_json(200, SPEC)
         elif parts.path == "/broken":
-            self._send(500, {"error": "down"})
+            self.send_json(500, {"error": "down"})
         else:
             query = parse_qs(parts.query)
-            self._send(200, {"method": "GET", "path": parts.path, "query": query, **self._seen()})
+            self.send_json(
+                200, {"method": "GET", "path": parts.path, "query": query, **self._seen()}
+            )
 
     def do_POST(self) -> None:  # the stdlib's name
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"null")
-        self._send(201, {"method": "POST", "path": self.path, "body": body, **self._seen()})
+        self.send_json(201, {"method": "POST", "path": self.path, "body": body, **self._seen()})
 
     def _seen(self) -> dict[str, Any]:
         return {"auth": self.headers.get("Authorization"), "type": self.headers.get("Content-Type")}
-
-    def _send(self, code: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture

@@ -23,8 +23,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_lab import (
     DOCS,
+    KERNEL_IDLE,
     TIMEOUT_MS,
     Lab,
+    open_notebook,
+    run_all_cells,
     start_detached_turn,
     wait_for,
 )
@@ -44,29 +47,33 @@ def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
     nbformat.write(notebook, path)
 
 
-KERNEL_IDLE = """() => {
-  const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const kernel = widget && widget.sessionContext && widget.sessionContext.session
-    && widget.sessionContext.session.kernel;
-  return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
-}"""
+def _new_notebook(lab: Lab, browser: Browser, source: str, copies: int = 1) -> tuple[Page, str]:
+    """A fresh page on a new notebook of ``copies`` cells of ``source``, its cells started (one
+    may block); and the notebook's name."""
+    name = f"nb-{secrets.token_hex(4)}.ipynb"
+    _write_notebook(lab.root / name, source, copies=copies)
+    page = open_notebook(browser, lab, name)
+    run_all_cells(page)
+    return page, name
 
 
 def _open_pane(lab: Lab, browser: Browser, session_id: str, panes: int = 1) -> Page:
     """A fresh page on a new notebook whose cells each show an EventPane of the session."""
-    name = f"pane-{secrets.token_hex(4)}.ipynb"
     cell = (
         "from nbsession.widgets import EventPane\n"
         f"EventPane(session_id={session_id!r}, base_url='auto')"
     )
-    _write_notebook(lab.root / name, cell, copies=panes)
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{lab.url}lab/tree/{name}?reset&token={lab.token}")
-    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page, _name = _new_notebook(lab, browser, cell, copies=panes)
     expect(page.locator(".nbsession-pane:visible")).to_have_count(panes)
     return page
+
+
+def _save_and_reload(page: Page) -> None:
+    """Save the notebook (its outputs keep the panes' views) and load the page again."""
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    page.reload()
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
 
 
 def _new_session(lab: Lab) -> str:
@@ -142,10 +149,7 @@ def test_an_answer_given_elsewhere_closes_every_pane_and_a_reload_rebuilds_it(
 
         # Saved, the output keeps the widget's view: the reopened page renders it again from
         # the live kernel's model, and the pane rebuilds its content from the server's log.
-        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
-        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-        page.reload()
-        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+        _save_and_reload(page)
         rebuilt = page.locator(".nbsession-pane:visible")
         expect(rebuilt).to_have_count(2)
         for index in range(2):
@@ -187,19 +191,6 @@ def _lab_setting(lab: Lab, raw: dict[str, object]) -> None:
     assert reply.status_code == 204, reply.text
 
 
-def _run_in_notebook(lab: Lab, browser: Browser, source: str) -> tuple[Page, str]:
-    """A fresh page on a new one-cell notebook, its cell started (it may block)."""
-    name = f"run-{secrets.token_hex(4)}.ipynb"
-    _write_notebook(lab.root / name, source)
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{lab.url}lab/tree/{name}?reset&token={lab.token}")
-    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
-    # Not awaited: the command's promise settles only when the cell has finished.
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    return page, name
-
-
 def _session_of(lab: Lab, notebook: str) -> dict[str, object]:
     """The session a notebook's kernel created (sessions record their notebook)."""
 
@@ -228,7 +219,7 @@ def test_approve_while_the_cell_blocks_in_run(
         "result = nbsession.connect().create_session().run('list the files')\n"
         "print('turn ended:', result.stop_reason)"
     )
-    page, notebook = _run_in_notebook(lab, browser, source)
+    page, notebook = _new_notebook(lab, browser, source)
     try:
         kernel = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
         assert page.evaluate(f"{kernel}.commsOverSubshells") == comms
@@ -273,7 +264,7 @@ def test_stop_ends_a_long_turn_while_the_cell_blocks(
         "result = session.run('run `sleep 300`')\n"
         "print('turn ended:', result.stop_reason)"
     )
-    page, notebook = _run_in_notebook(lab, browser, source)
+    page, notebook = _new_notebook(lab, browser, source)
     try:
         pane = page.locator(".nbsession-pane:visible")
         expect(pane.locator(".nbsession-pane-tool-name")).to_have_text("shell")
@@ -314,7 +305,7 @@ def test_a_local_session_blocking_the_cell_in_relay_mode(
         "result = session.run('list the files')\n"
         "print('turn ended:', result.stop_reason)"
     )
-    page, _notebook = _run_in_notebook(lab, browser, source)
+    page, _name = _new_notebook(lab, browser, source)
     try:
         pane = page.locator(".nbsession-pane:visible")
         approve = pane.get_by_role("button", name="Approve", exact=True)
@@ -357,10 +348,7 @@ def test_a_reload_while_a_turn_waits_shows_the_prompt_again(
         expect(pane.get_by_role("button", name="Approve", exact=True)).to_be_visible()
         snapshot = lab.api.get(f"/api/sessions/{session_id}/snapshot").json()
         assert snapshot["pending"]["type"] == "tool_call_confirmation"
-        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
-        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-        page.reload()
-        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+        _save_and_reload(page)
         rebuilt = page.locator(".nbsession-pane:visible")
         expect(rebuilt.locator(".nbsession-pane-status")).to_contain_text("Waiting for approval")
         expect(rebuilt.locator(".nbsession-pane-answer").first).to_contain_text("I'll run ls -la")
