@@ -8,7 +8,8 @@ tool call, so approvals and tool cards can be tried anywhere:
 - "run `<cmd>`"                       -> ``shell`` with that command (needs approval)
 - "what is 17*23"                     -> ``think`` (read-only, runs without asking), then the answer
 - "make a plan" / "todo"              -> ``create_todos``
-- "call `<tool>` with {json}"         -> that tool with those arguments (any tool of the agent)
+- "call `<tool>` with {json}"         -> that tool with those arguments (any tool of the agent),
+                                         streamed in 64-character pieces when long
 - "stream 10000 words"                -> that many words, one streamed delta each (flood tests)
 Anything else gets an honest answer saying this is an offline demo model.
 """
@@ -54,6 +55,8 @@ _MATH = re.compile(
 _PLAN = re.compile(r"\b(todo|to-do|make a plan|plan)\b", re.IGNORECASE)
 _STREAM = re.compile(r"\bstream\s+(\d+)\s+words\b", re.IGNORECASE)
 MAX_STREAMED_WORDS = 100_000
+ARGUMENT_PIECE = 64
+"""Characters per streamed piece of a long tool-call argument (a provider streams tokens)."""
 _WORDS = ("a", "long", "answer", "streamed", "to", "the", "pane", "word", "by", "word")
 
 
@@ -98,9 +101,8 @@ async def _respond(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterat
         call_id = f"call_{_count_calls(messages) + 1}"
         yield {10: DeltaToolCall(name=plan.tool, json_args=None, tool_call_id=call_id)}
         # Arguments arrive in pieces, as they do from a real provider.
-        half = len(plan.args) // 2
-        yield {10: DeltaToolCall(json_args=plan.args[:half])}
-        yield {10: DeltaToolCall(json_args=plan.args[half:])}
+        for piece in _argument_pieces(plan.args):
+            yield {10: DeltaToolCall(json_args=piece)}
 
 
 def _plan_for(prompt: str, tools: set[str]) -> _Plan:
@@ -193,6 +195,14 @@ def _compute(left: float, op: str, right: float) -> str:
     else:
         value = left / right
     return str(int(value)) if value == int(value) else f"{value:.6g}"
+
+
+def _argument_pieces(args: str) -> list[str]:
+    """Two halves, or pieces of ``ARGUMENT_PIECE`` characters for long arguments."""
+    if len(args) <= 2 * ARGUMENT_PIECE:
+        half = len(args) // 2
+        return [args[:half], args[half:]]
+    return [args[i : i + ARGUMENT_PIECE] for i in range(0, len(args), ARGUMENT_PIECE)]
 
 
 def _chunks(text: str) -> list[str]:
