@@ -969,8 +969,18 @@ class SessionManager:
             "notebook_path": session.notebook_path,
             "pending": self._pending_prompt(session_id),
             "turn_start_seq": self._turn_start_seq(session_id),
+            "partial_tool_calls": self._partial_tool_calls(session_id),
             "last_event_seq": seq,
         }
+
+    def _partial_tool_calls(self, session_id: str) -> list[dict[str, Any]]:
+        """The running turn's tool calls whose arguments are streaming and not stored yet,
+        each as one ``partial_tool_call`` with its arguments up to ``last_event_seq``: a client
+        that joins mid-call appends the pieces after that seq to these."""
+        live = self._live(session_id)
+        if live is None or not live.runtime.streaming:
+            return []
+        return live.recorder.deltas.partial_calls()
 
     def _turn_start_seq(self, session_id: str) -> int | None:
         """Where the running turn's events begin (None when none runs here): a client that

@@ -74,7 +74,7 @@ const sse = (text: string) =>
 
 describe('following /events', () => {
   it('reads the snapshot, follows from 0, resumes after a drop with Last-Event-ID', async () => {
-    const cut = 30;
+    const cut = Math.floor(events.length / 2);
     const { connection, calls, state } = harness(({ url }, n) => {
       if (url.endsWith('/snapshot')) {
         return ok(snapshot);
@@ -105,9 +105,10 @@ describe('following /events', () => {
       }
       if (n === 2) {
         // live for a while, then the server says our resume point is gone
-        return sse(frames(events.slice(0, 5)) + 'data: {"type":"gap"}\n\n' + frames(events.slice(40)));
+        const rest = frames(events.slice(-5));
+        return sse(frames(events.slice(0, 5)) + 'data: {"type":"gap"}\n\n' + rest);
       }
-      return sse(frames(events.filter(e => e.seq! > 20)));
+      return sse(frames(events.filter(e => e.seq! > snapshot.last_event_seq)));
     });
     await connection.start();
     expect(calls.map(c => c.url.replace('/base/nbsession/api/sessions/s1', ''))).toEqual([

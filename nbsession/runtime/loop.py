@@ -49,6 +49,7 @@ from ..errors import (
 from ..session import (
     Approval,
     ChatMessage,
+    FunctionCall,
     Item,
     Message,
     Permissions,
@@ -1081,7 +1082,7 @@ class AgentRuntime:
                 emit_delta(events.agent_choice_reasoning(sid, name, part.content))
             elif isinstance(part, ToolCallPart):
                 calls[event.index] = part
-                self._emit_partial(part)
+                self._emit_partial(part, tool_call_of(part).function.arguments, first=True)
         elif isinstance(event, PartDeltaEvent):
             delta = event.delta
             state.streamed = True
@@ -1095,14 +1096,24 @@ class AgentRuntime:
                 part = delta.apply(calls[event.index])
                 if isinstance(part, ToolCallPart):
                     calls[event.index] = part
-                    self._emit_partial(part)
+                    # Arguments streamed as an object rather than text have no byte delta: the
+                    # call's tool_call event carries them whole.
+                    piece = delta.args_delta if isinstance(delta.args_delta, str) else ""
+                    if piece or delta.tool_name_delta:
+                        self._emit_partial(part, piece, first=False)
 
-    def _emit_partial(self, part: ToolCallPart) -> None:
-        tool = self._tools.get(part.tool_name)
-        definition = tool.definition if tool else None
-        self.recorder.emit(
-            events.partial_tool_call(self.agent_name, tool_call_of(part), definition)
+    def _emit_partial(self, part: ToolCallPart, piece: str, first: bool) -> None:
+        """One piece of a streaming call's arguments, as docker-agent sends it: only the new
+        bytes (clients append a call's pieces), the tool's definition with the first only.
+        Pieces that follow closely are merged into one event (``deltas.py``)."""
+        definition = None
+        if first:
+            tool = self._tools.get(part.tool_name)
+            definition = tool.definition if tool else None
+        call = ToolCall(
+            id=part.tool_call_id, function=FunctionCall(name=part.tool_name, arguments=piece)
         )
+        self.recorder.emit_delta(events.partial_tool_call(self.agent_name, call, definition))
 
     async def _commit_response(
         self, response: ModelResponse, choice: ModelChoice

@@ -53,8 +53,9 @@ class SessionRecorder:
     holds the session's lease, checked in the write's own transaction: a server that stalled
     past its lease's expiry cannot write after another took the session over, not even once.
 
-    Streamed text deltas go through ``emit_delta`` and are merged every ``delta_interval``
-    seconds (see ``deltas.py``); any other event sends the text held before it.
+    Streamed deltas (text, and tool-call argument pieces) go through ``emit_delta`` and are
+    merged every ``delta_interval`` seconds (see ``deltas.py``); any other event sends the
+    deltas held before it.
     """
 
     def __init__(
@@ -125,8 +126,8 @@ class SessionRecorder:
         return self.deltas.emit(event)
 
     def emit_delta(self, event: dict[str, Any]) -> None:
-        """Publish a streamed text delta (``agent_choice``, ``agent_choice_reasoning``), merged
-        with the deltas that follow it closely."""
+        """Publish a streamed delta (``agent_choice``, ``agent_choice_reasoning``, a
+        ``partial_tool_call`` piece), merged with the deltas that follow it closely."""
         self.deltas.delta(event)
 
     async def append(self, item: Item, announce: Announce | None = None) -> int:

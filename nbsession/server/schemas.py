@@ -311,6 +311,11 @@ class SessionSnapshot(Reply):
     cost: float = 0.0
     kernel_id: KernelIdField = ""
     notebook_path: NotebookPathField = ""
+    partial_tool_calls: list[Event] = Field(
+        default_factory=list,
+        description="The running turn's tool calls whose arguments are streaming: each a "
+        "partial_tool_call with the arguments up to last_event_seq (later pieces append).",
+    )
     pending: Event | None = Field(
         None,
         description="The prompt the running turn waits on (tool_call_confirmation, "

@@ -46,31 +46,61 @@ TEXT_DELTAS = frozenset({"agent_choice", "agent_choice_reasoning"})
 
 
 def coalesce(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Envelopes (``{"seq", "event"}``) for ``items``, each run of text deltas as one event.
+    """Envelopes (``{"seq", "event"}``) for ``items``, each run of deltas as one event.
 
     Consecutive ``agent_choice`` (or ``agent_choice_reasoning``) events of one agent become one
     event holding their joined text and the run's last seq; the pane shows exactly the same
     thing, and the fields it does not read for deltas (timestamp, session id) are left out.
+    Consecutive ``partial_tool_call`` pieces of one call become one event holding the joined
+    arguments (each piece carries only the new bytes), the first piece's other fields and the
+    run's last seq.
     """
     out: list[dict[str, Any]] = []
     for item in items:
         envelope = dict(item) if "event" in item else {"seq": None, "event": dict(item)}
-        event = envelope["event"]
-        kind, content = event.get("type"), event.get("content")
-        if kind not in TEXT_DELTAS or not isinstance(content, str):
+        delta = _delta(envelope["event"])
+        if delta is None:
             out.append(envelope)
             continue
-        delta = {"type": kind, "content": content}
-        if "agent_name" in event:
-            delta["agent_name"] = event["agent_name"]
-        last = out[-1]["event"] if out else {}
-        if last.get("type") == kind and last.get("agent_name") == delta.get("agent_name"):
-            last["content"] += content
+        last = out[-1]["event"] if out else None
+        if last is not None and _same_run(last, delta):
+            _extend(last, delta)
             if envelope.get("seq") is not None:
                 out[-1]["seq"] = envelope["seq"]
         else:
             out.append({"seq": envelope.get("seq"), "event": delta})
     return out
+
+
+def _delta(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``event`` that merging may extend, when it is a delta (else None)."""
+    kind = event.get("type")
+    if kind in TEXT_DELTAS and isinstance(event.get("content"), str):
+        delta = {"type": kind, "content": event["content"]}
+        if "agent_name" in event:
+            delta["agent_name"] = event["agent_name"]
+        return delta
+    call = event.get("tool_call")
+    if kind == "partial_tool_call" and isinstance(call, Mapping):
+        function = call.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
+            return {**event, "tool_call": {**call, "function": dict(function)}}
+    return None
+
+
+def _same_run(last: Mapping[str, Any], delta: Mapping[str, Any]) -> bool:
+    if last.get("type") != delta["type"] or last.get("agent_name") != delta.get("agent_name"):
+        return False
+    return delta["type"] != "partial_tool_call" or last["tool_call"].get("id") == delta[
+        "tool_call"
+    ].get("id")
+
+
+def _extend(last: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    if delta["type"] == "partial_tool_call":
+        last["tool_call"]["function"]["arguments"] += delta["tool_call"]["function"]["arguments"]
+    else:
+        last["content"] += delta["content"]
 
 
 class EventPane(anywidget.AnyWidget):

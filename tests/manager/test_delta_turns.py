@@ -8,6 +8,7 @@ or the turn's end lets it go, so the merging is the same on a fast or a loaded m
 
 from __future__ import annotations
 
+import json
 import textwrap
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from peers.openai_server import OpenAIServer, Reply, ScriptedToolCall
 
 from .turn_helpers import (
+    DEFAULT_AGENT,
     Event,
     choice_text,
     of_type,
@@ -52,7 +54,8 @@ def words(prefix: str, count: int) -> list[str]:
 
 def story(events: list[Event]) -> list[tuple[str, str]]:
     """What a reader makes of a turn: each event's type with its text (a delta) or its
-    identity (a tool call), consecutive deltas of one type and agent joined, volatile
+    identity (a tool call; a streaming call's name and arguments), consecutive deltas of one
+    type and agent (of one call) joined, volatile
     fields (timestamps, seqs, ids of this session) left out."""
     out: list[tuple[str, str]] = []
     for event in events:
@@ -62,6 +65,12 @@ def story(events: list[Event]) -> list[tuple[str, str]]:
                 out[-1] = (kind, out[-1][1] + event["content"])
             else:
                 out.append((kind, event["content"]))
+        elif kind == "partial_tool_call":  # pieces of one call's arguments, joined
+            function = event["tool_call"]["function"]
+            if out and out[-1][0] == kind:
+                out[-1] = (kind, out[-1][1] + function["arguments"])
+            else:
+                out.append((kind, function["name"] + function["arguments"]))
         elif "tool_call" in event:
             out.append((kind, event["tool_call"]["function"]["name"]))
         elif kind in ("error", "stream_stopped"):
@@ -168,3 +177,22 @@ async def test_an_error_mid_stream_comes_after_the_text_it_cut(
     kinds = [event["type"] for event in merged]
     assert kinds[-3:] == ["agent_choice", "error", "stream_stopped"]
     assert merged[-1]["reason"] == "error"
+
+
+async def test_a_long_argument_streams_as_deltas_that_join_to_the_call(tmp_path: Path) -> None:
+    """docker-agent's wire: each partial_tool_call holds only new bytes (merged over 50 ms),
+    the tool's definition comes with the first; joined, they are the call's arguments."""
+    thought = "step by step " * 400  # 5,200 characters: ~80 pieces from the demo model
+    prompt = "call `think` with " + json.dumps({"thought": thought})
+    async with open_manager(tmp_path) as mgr:
+        sid = (await mgr.create_session({"title": "t"})).id
+        stream = await mgr.run_session(sid, DEFAULT_AGENT, "", user(prompt))
+        events = await read_rest(stream)
+    partials = of_type(events, "partial_tool_call")
+    [call] = of_type(events, "tool_call")
+    joined = "".join(p["tool_call"]["function"]["arguments"] for p in partials)
+    assert joined == call["tool_call"]["function"]["arguments"]
+    assert json.loads(joined) == {"thought": thought}
+    assert [("tool_definition" in p) for p in partials] == [True] + [False] * (len(partials) - 1)
+    assert {p["tool_call"]["id"] for p in partials} == {call["tool_call"]["id"]}
+    assert sum(len(json.dumps(p)) for p in partials) < 2 * len(joined)  # not its square

@@ -9,6 +9,7 @@ from typing import Any
 from nbsession.eventlog import RingEventLog
 from nbsession.runtime import events
 from nbsession.runtime.deltas import DeltaCoalescer
+from nbsession.session import FunctionCall, ToolCall
 
 SID = "s1"
 HELD = 600.0  # seconds: only another event, the size bound or a flush sends held text
@@ -95,3 +96,52 @@ async def test_a_closed_log_drops_held_text_quietly() -> None:
     deltas.flush()
     assert deltas.emit(events.warning("root", "late")) is None
     assert logged(log)[-1] == ("session_exited", "")
+
+
+def piece(args: str, call_id: str = "c1") -> dict[str, Any]:
+    call = ToolCall(id=call_id, function=FunctionCall(name="write_file", arguments=args))
+    return events.partial_tool_call("root", call, None)
+
+
+def arguments(log: RingEventLog) -> list[tuple[str, str]]:
+    """(call id, arguments piece) of each partial_tool_call in the log, in order."""
+    out = []
+    for entry in log.subscribe(0).take_ready():
+        event = json.loads(entry.data)
+        if event["type"] == "partial_tool_call":
+            out.append((event["tool_call"]["id"], event["tool_call"]["function"]["arguments"]))
+    return out
+
+
+async def test_argument_pieces_merge_per_call() -> None:
+    log = RingEventLog()
+    deltas = DeltaCoalescer(log, HELD)
+    for event in (
+        piece('{"pa'),
+        piece('th": '),
+        piece('"a"}'),
+        piece("{}", "c2"),
+        piece("x", "c2"),
+    ):
+        deltas.delta(event)
+    deltas.flush()
+    assert arguments(log) == [("c1", '{"pa'), ("c1", 'th": "a"}'), ("c2", "{}x")]
+    merged = json.loads(log.subscribe(0).take_ready()[1].data)
+    assert merged["tool_call"]["function"]["name"] == "write_file"  # the first piece's fields
+
+
+async def test_partial_calls_hold_what_the_log_streamed_until_the_answer_is_stored() -> None:
+    log = RingEventLog()
+    deltas = DeltaCoalescer(log, HELD)
+    for args in ('{"pa', 'th": ', '"a"}'):
+        deltas.delta(piece(args))
+    # The first piece is in the log; the rest is held (no seq yet), so not in a snapshot.
+    [call] = deltas.partial_calls()
+    assert (
+        call["type"] == "partial_tool_call" and call["tool_call"]["function"]["arguments"] == '{"pa'
+    )
+    deltas.flush()
+    [call] = deltas.partial_calls()
+    assert call["tool_call"]["function"]["arguments"] == '{"path": "a"}'
+    deltas.emit(events.token_usage(SID, "root", {"input_tokens": 1}))  # the answer is stored
+    assert deltas.partial_calls() == []

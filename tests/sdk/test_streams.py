@@ -8,6 +8,7 @@ reconnects) finds its turn's end evicted: the turn must still end, from the stor
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,3 +185,40 @@ def test_a_gap_with_a_later_turn_running_ends_the_turn(
         later.result(timeout=60)
     assert "391" in str(result) and result.gap and result.stop_reason == "unknown"
     assert [call.name for call in result.tool_calls] == ["think"]
+
+
+def test_a_client_joining_mid_call_gets_the_whole_arguments(client: nbsession.Client) -> None:
+    """Arguments stream as deltas: a watcher that reconnects (Last-Event-ID) appends the
+    pieces after its last seq to what it held; a newcomer starts from the snapshot's
+    ``partial_tool_calls`` and appends the pieces after the snapshot's seq. Both end with the
+    call's arguments, which the demo model streams in 64-character pieces, 50 ms apart."""
+    session = client.create_session()
+    # 6,000 characters: ~95 pieces, ~5 s; one word, so the answer quoting it streams at once.
+    thought = "careful-step-" * 460
+    turn = session.start("call `think` with " + json.dumps({"thought": thought}), "demo/slow")
+    held, dropped_at = "", 0
+    with session.events(since=turn.start_seq) as events:
+        for event in events:
+            if event.type == "partial_tool_call":
+                held += event["tool_call"]["function"]["arguments"]
+                if len(held) > 200:
+                    dropped_at = event.seq or 0
+                    break
+    snapshot = session.snapshot()  # mid-call: the call's message is not stored yet
+    [seed] = snapshot["partial_tool_calls"]
+    joined = seed["tool_call"]["function"]["arguments"]
+    assert seed["tool_call"]["function"]["name"] == "think" and len(joined) < len(thought)
+    resumed, final = held, None
+    with session.events(since=dropped_at) as events:
+        for event in events:
+            if event.type == "partial_tool_call":
+                piece = event["tool_call"]["function"]["arguments"]
+                resumed += piece
+                if (event.seq or 0) > snapshot["last_event_seq"]:
+                    joined += piece
+            elif event.type == "tool_call":
+                final = event["tool_call"]["function"]["arguments"]
+                break
+    assert final is not None and json.loads(final) == {"thought": thought}
+    assert resumed == final and joined == final
+    assert turn.result(timeout=60).stop_reason == "normal"

@@ -121,15 +121,23 @@ def test_relay_sends_one_batched_message_and_replays_to_late_views(
         "relay_pane = EventPane(session_id='s-2')\n"
         "deltas = [{'seq': n, 'event': {'type': 'agent_choice', 'agent_name': 'root',\n"
         "  'timestamp': '2026-01-01T00:00:00Z', 'content': f'{n} '}} for n in range(2, 102)]\n"
+        "def piece(seq, args):\n"
+        "  function = {'name': 'think', 'arguments': args}\n"
+        "  call = {'id': 'c1', 'type': 'function', 'function': function}\n"
+        "  return {'seq': seq, 'event': {'type': 'partial_tool_call', 'tool_call': call}}\n"
         "relay_pane.relay([{'seq': 1, 'event': {'type': 'stream_started'}}, *deltas,\n"
+        "  piece(102, '{\"thought\": '), piece(103, '\"hm\"}'),\n"
         "  {'type': 'warning', 'message': 'careful'}])\n"
         "print(relay_pane.model_id)",
     )
     batches = customs(messages)
     text = "".join(f"{n} " for n in range(2, 102))
+    joined = {"name": "think", "arguments": '{"thought": "hm"}'}  # one call's pieces, joined
+    call = {"id": "c1", "type": "function", "function": joined}
     expected = [
         {"seq": 1, "event": {"type": "stream_started"}},
         {"seq": 101, "event": {"type": "agent_choice", "content": text, "agent_name": "root"}},
+        {"seq": 103, "event": {"type": "partial_tool_call", "tool_call": call}},
         {"seq": None, "event": {"type": "warning", "message": "careful"}},
     ]
     assert batches == [{"kind": "events", "events": expected}]
@@ -151,7 +159,7 @@ def test_relay_sends_one_batched_message_and_replays_to_late_views(
 
     assert replay({"kind": "ready", "mode": "relay"}, len(expected)) == expected
     # A view that shows events up to seq 1 gets the rest (and those without a seq).
-    assert replay({"kind": "ready", "mode": "relay", "since": 1}, 2) == expected[1:]
+    assert replay({"kind": "ready", "mode": "relay", "since": 1}, 3) == expected[1:]
 
 
 def test_answers_from_a_relay_pane_reach_the_registered_callback(

@@ -9,6 +9,10 @@
  * reconnect that overlaps, or a pane fed by two transports, never duplicates text. Events at
  * or below `snapshotSeq` are already part of the snapshot's messages; replaying them only
  * restores what a snapshot lacks (a pending approval or form, the turn's status and timing).
+ *
+ * `partial_tool_call` carries only the new bytes of a call's arguments (docker-agent's wire):
+ * a streaming card appends them; the full `tool_call` (or confirmation) then replaces them.
+ * A pane that joins mid-call starts from the snapshot's `partial_tool_calls`.
  */
 import type {
   Entry,
@@ -18,6 +22,8 @@ import type {
   Snapshot,
   TextEntry,
   ToolEntry,
+  UnsavedCall,
+  UnsavedText,
   TurnStatus,
   Usage,
   WireEvent,
@@ -142,11 +148,9 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
         str(event.content)
       );
     case 'partial_tool_call':
+      return quiet ? keepUnsavedCall(state, event) : partialToolCall(state, event);
     case 'tool_call':
-      if (quiet) {
-        return state;
-      }
-      return toolEvent(state, event, event.type === 'tool_call' ? 'called' : 'streaming');
+      return quiet ? state : toolEvent(state, event, 'called');
     case 'tool_call_confirmation': {
       const call = toolCall(event);
       if (!call) {
@@ -263,6 +267,15 @@ export function fromSnapshot(state: PaneState, snapshot: Snapshot): PaneState {
       snapshotTail: { text: last.content ?? '', reasoning: last.reasoning_content ?? '' }
     };
   }
+  // Calls streaming at the snapshot's point: shown with the replay's unsaved text.
+  for (const partial of snapshot.partial_tool_calls ?? []) {
+    const call = toolCall(partial);
+    if (call && findTool(next.entries, call.id) < 0) {
+      const agent = str(partial.agent_name);
+      const seed: UnsavedCall = { kind: 'tool', agent, call, seeded: true };
+      next = { ...next, unsaved: [...next.unsaved, seed] };
+    }
+  }
   // A turn waiting for a person: its prompt, even when /events no longer replays it.
   if (isObject(snapshot.pending) && typeof snapshot.pending.type === 'string') {
     next = apply(next, snapshot.pending as WireEvent, true);
@@ -287,20 +300,78 @@ function keepUnsaved(
   return { ...state, unsaved };
 }
 
-/** Show the held deltas, except what the snapshot's last message already holds. */
+/** Hold an arguments piece replayed from before the snapshot (a seeded call has it). */
+function keepUnsavedCall(state: PaneState, event: WireEvent): PaneState {
+  const call = toolCall(event);
+  if (!call) {
+    return state;
+  }
+  const piece = call.function.arguments ?? '';
+  const index = state.unsaved.findIndex(part => part.kind === 'tool' && part.call.id === call.id);
+  const unsaved = state.unsaved.slice();
+  if (index < 0) {
+    unsaved.push({ kind: 'tool', agent: str(event.agent_name), call, seeded: false });
+    return { ...state, unsaved };
+  }
+  const held = unsaved[index] as UnsavedCall;
+  if (held.seeded) {
+    return state;
+  }
+  const args = (held.call.function.arguments ?? '') + piece;
+  const fn = { ...held.call.function, arguments: args };
+  unsaved[index] = { ...held, call: { ...held.call, function: fn } };
+  return { ...state, unsaved };
+}
+
+/**
+ * Show the held deltas, except what the snapshot's last message already holds; then the held
+ * calls the snapshot does not list (a model streams its text before its tool calls).
+ */
 function showUnsaved(state: PaneState): PaneState {
   if (!state.unsaved.length) {
     return state;
   }
   let next: PaneState = { ...state, unsaved: [] };
   const tail = state.snapshotTail;
+  const calls: UnsavedCall[] = [];
   for (const part of state.unsaved) {
-    const stored = part.kind === 'text' ? tail?.text : tail?.reasoning;
-    if (stored !== part.text) {
-      next = appendText(next, part.kind, part.agent, part.text);
+    if (part.kind === 'tool') {
+      calls.push(part);
+      continue;
+    }
+    const text: UnsavedText = part;
+    const stored = text.kind === 'text' ? tail?.text : tail?.reasoning;
+    if (stored !== text.text) {
+      next = appendText(next, text.kind, text.agent, text.text);
+    }
+  }
+  for (const { call } of calls) {
+    if (findTool(next.entries, call.id) < 0) {
+      next = push(next, newTool(call, 'streaming'));
     }
   }
   return next;
+}
+
+/** A piece of a call's arguments: a streaming card appends it (a new call opens a card). */
+function partialToolCall(state: PaneState, event: WireEvent): PaneState {
+  const call = toolCall(event);
+  if (!call) {
+    return state;
+  }
+  const index = findTool(state.entries, call.id);
+  if (index < 0) {
+    return push(state, newTool(call, 'streaming'));
+  }
+  const card = state.entries[index] as ToolEntry;
+  if (card.state !== 'streaming' || card.result !== null) {
+    return state; // the call is complete already: its arguments are whole
+  }
+  return replaceAt(state, index, {
+    ...card,
+    name: call.function.name || card.name,
+    arguments: card.arguments + (call.function.arguments ?? '')
+  });
 }
 
 function addMessage(state: PaneState, wire: WireMessage): PaneState {
@@ -372,7 +443,7 @@ function toolEvent(
   }
   const card = state.entries[index] as ToolEntry;
   if (card.result !== null) {
-    return state; // a late partial never reopens a finished card
+    return state; // a finished card stays finished
   }
   return replaceAt(state, index, {
     ...card,

@@ -54,6 +54,11 @@ export interface Snapshot {
   last_event_seq: number;
   /** The prompt the running turn waits on (approval or form), as `/events` sent it. */
   pending?: WireEvent | null;
+  /**
+   * Tool calls whose arguments are streaming and not stored yet, each as one
+   * `partial_tool_call` holding the arguments up to `last_event_seq` (later events append).
+   */
+  partial_tool_calls?: WireEvent[] | null;
   kernel_id?: string;
   notebook_path?: string;
   [key: string]: unknown;
@@ -125,6 +130,18 @@ export interface UnsavedText {
   text: string;
 }
 
+/**
+ * A tool call streamed before the snapshot's point and not stored yet: its arguments so far.
+ * `seeded` when they came from the snapshot's `partial_tool_calls` (then they already hold
+ * every piece the replay up to the snapshot's point would add).
+ */
+export interface UnsavedCall {
+  kind: 'tool';
+  agent: string;
+  call: WireToolCall;
+  seeded: boolean;
+}
+
 export interface NoticeEntry {
   kind: 'warning' | 'error';
   key: number;
@@ -186,11 +203,12 @@ export interface PaneState {
   /** True from a snapshot until the next sequenced event: a `gap` then needs no new one. */
   freshSnapshot: boolean;
   /**
-   * Text streamed before the snapshot's `last_event_seq` whose message the snapshot may not
-   * hold yet (a model call's answer is stored when the call ends, at its `token_usage`).
-   * Shown once the replay reaches the snapshot's point, unless the snapshot had it after all.
+   * Text and tool calls streamed before the snapshot's `last_event_seq` whose message the
+   * snapshot may not hold yet (a model call's answer is stored when the call ends, at its
+   * `token_usage`). Shown once the replay reaches the snapshot's point, unless the snapshot
+   * had them after all.
    */
-  unsaved: readonly UnsavedText[];
+  unsaved: readonly (UnsavedText | UnsavedCall)[];
   /** The snapshot's last message when it is the model's: what `unsaved` may repeat. */
   snapshotTail: { text: string; reasoning: string } | null;
   connection: ConnectionStatus;
