@@ -13,7 +13,7 @@ reader is dropped whatever the event sizes.
 
 Run it before and after a change to compare (the figures of both runs are in the README):
 
-    python benchmarks/bench_tool_args.py            # ~15 s on 2 cores (3 turns)
+    python benchmarks/bench_tool_args.py            # ~10 s on 2 cores (3 turns)
     python benchmarks/bench_tool_args.py --quick    # ~8 s (1 turn)
 """
 

@@ -361,7 +361,9 @@ class AsyncSession:
 
         ``async for event in session.events()``: each event once, in order, across dropped
         connections; a ``gap`` event (with ``event.snapshot``) when some were lost. Ends after
-        ``session_exited``.
+        ``session_exited``. A ``partial_tool_call`` holds only the new bytes of its call's
+        arguments: append the pieces of one call id (the snapshot's ``partial_tool_calls``
+        hold what was streamed up to its ``last_event_seq``).
         """
         return EventStream(self._transport, self.id, since)
 

@@ -150,11 +150,11 @@ class NBSessionApp(ExtensionApp):
 
     delta_flush_interval = Float(
         DEFAULT_INTERVAL,
-        help="Seconds over which a model's streamed text deltas are merged into one "
-        "agent_choice (or agent_choice_reasoning) event: at most ~1/interval such events a "
-        "second per session, so the event stream costs about the text's size, not an "
-        "envelope per token. The first delta after a pause goes out at once; 0 sends one "
-        "event per delta.",
+        help="Seconds over which a model's streamed deltas are merged into one "
+        "agent_choice (or agent_choice_reasoning, or one call's partial_tool_call) event: at "
+        "most ~1/interval such events a second per session, so the event stream costs about "
+        "the text's size, not an envelope per token. The first delta after a pause goes out "
+        "at once; 0 sends one event per delta.",
     ).tag(config=True)
 
     lease_ttl = Float(
