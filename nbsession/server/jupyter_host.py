@@ -18,6 +18,7 @@ from ..tools.jupyter import (
     client_of,
     maybe_await,
 )
+from . import file_events
 
 
 class ServerJupyterHost:
@@ -25,6 +26,7 @@ class ServerJupyterHost:
 
     def __init__(self, serverapp: Any) -> None:
         self._app = serverapp
+        file_events.register(serverapp.event_logger)
 
     @property
     def root_dir(self) -> str:
@@ -98,6 +100,9 @@ class ServerJupyterHost:
             raise NotebookNotFound(path)
         model = await maybe_await(self._contents.get(path, content=True, type="directory"))
         return [Entry(entry["path"], entry["type"]) for entry in model["content"]]
+
+    def file_written(self, os_path: str) -> None:
+        file_events.emit_written(self._app.event_logger, self.root_dir, os_path)
 
     async def close(self) -> None:
         """Nothing to release: the managers belong to the server."""

@@ -74,7 +74,9 @@ TOOLSET_FACTORIES: dict[str, ToolsetFactory] = {
     OpenAPIToolset.type: lambda options, _env: OpenAPIToolset(options),
     PlanToolset.type: PlanToolset,
     FetchToolset.type: lambda options, _env: FetchToolset(options),
-    FilesystemToolset.type: lambda options, _env: FilesystemToolset(options),
+    FilesystemToolset.type: lambda options, env: FilesystemToolset(
+        options, on_write=env.jupyter.file_written if env.jupyter else None
+    ),
     JupyterToolset.type: JupyterToolset,
     LSPToolset.type: LSPToolset,
     MCPToolset.type: lambda options, env: MCPToolset(options, env.working_dir),

@@ -13,7 +13,8 @@ the threat this guards against.
 
 Reading tools are read-only (no approval by default); writing ones ask, and their confirmation
 carries a unified diff of the change (``Tool.preview``). File work runs on a thread, so a large
-tree never stalls the server's event loop.
+tree never stalls the server's event loop. Each file written is reported to ``on_write`` (inside
+Jupyter, the host announces it so an editor open on the file reloads).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ MAX_SEARCH_OUTPUT = 1 << 20
 MAX_SEARCH_FILE = 10 << 20
 _SNIFF_BYTES = 8192
 _POST_EDIT_TIMEOUT = 60.0
+
+# Told the absolute path of each file a tool wrote, on the event loop's thread.
+OnWrite = Callable[[str], None]
 
 
 class PathEscape(ValueError):
@@ -176,8 +180,11 @@ class FilesystemToolset(Toolset):
     type: ClassVar[str] = "filesystem"
     options_model = FilesystemOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, on_write: OnWrite | None = None
+    ) -> None:
         self._options = FilesystemOptions.model_validate(dict(options or {}))
+        self._on_write = on_write
         self._tools: list[Tool] = [
             self._tool(
                 "directory_tree",
@@ -466,18 +473,26 @@ class FilesystemToolset(Toolset):
             done = "File edited successfully. Changes:\n" + "\n".join(changes)
         return _Change(path, before, after, done)
 
-    def apply(self, change: _Change, root: str) -> str:
-        """Write a planned change (creating parent directories) and run post-edit commands."""
+    def apply(self, change: _Change, root: str, written: list[str]) -> str:
+        """Write a planned change (creating parent directories) and run post-edit commands;
+        the path goes to ``written`` once the file is written, whatever post-edit does."""
         try:
             os.makedirs(os.path.dirname(change.path), exist_ok=True)
             with open(change.path, "w", encoding="utf-8", newline="") as file:
                 file.write(change.after)
         except OSError as exc:
             raise _Refused(f"Error writing file: {exc.strerror or exc}") from None
+        written.append(change.path)
         failure = self._post_edit(change.path, root)
         if failure:
             raise _Refused(f"{change.done}, but the post-edit command failed: {failure}")
         return change.done
+
+    def announce(self, written: list[str]) -> None:
+        """Report written files to ``on_write`` (called back on the event loop's thread)."""
+        if self._on_write is not None:
+            for path in written:
+                self._on_write(path)
 
     def _post_edit(self, path: str, root: str) -> str:
         """Run the post-edit commands whose glob matches the file's name; the first failure."""
@@ -553,10 +568,14 @@ class _ChangeTool(FunctionTool[Any]):
         )
 
     async def _run(self, args: Any, ctx: ToolContext) -> ToolResult:
-        def work(parsed: Any, root: str) -> str:
-            return self._toolset.apply(self._plan(parsed, root), root)
+        written: list[str] = []
 
-        return await _in_thread(work, args, _root(ctx))
+        def work(parsed: Any, root: str) -> str:
+            return self._toolset.apply(self._plan(parsed, root), root, written)
+
+        result = await _in_thread(work, args, _root(ctx))
+        self._toolset.announce(written)
+        return result
 
     async def preview(self, arguments: Mapping[str, Any], ctx: ToolContext) -> str:
         try:

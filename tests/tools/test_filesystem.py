@@ -160,6 +160,21 @@ async def test_write_creates_parents_and_overwrites(root: Path) -> None:
     assert (root / "new" / "dir" / "file.txt").read_text() == "bye"
 
 
+async def test_each_written_file_is_reported_even_when_post_edit_fails(root: Path) -> None:
+    written: list[str] = []
+    failing = {"post_edit": [{"path": "b.txt", "cmd": "exit 3"}]}
+    tools = {t.definition.name: t for t in await FilesystemToolset(failing, written.append).tools()}
+    ctx = ToolContext("s1", str(root))
+    await tools["write_file"].call({"path": "a.txt", "content": "x"}, ctx)
+    assert (await tools["write_file"].call({"path": "b.txt", "content": "y"}, ctx)).is_error
+    edit = {"path": "a.txt", "edits": [{"oldText": "x", "newText": "z"}]}
+    await tools["edit_file"].call(edit, ctx)
+    await tools["edit_file"].call(edit, ctx)  # x is gone: refused, nothing written
+    await tools["create_directory"].call({"paths": ["d"]}, ctx)
+    a, b = str((root / "a.txt").resolve()), str((root / "b.txt").resolve())
+    assert written == [a, b, a]
+
+
 async def test_edit_applies_several_exact_replacements(root: Path) -> None:
     result = await call(
         root,

@@ -93,6 +93,11 @@ class JupyterHost(Protocol):
         """A directory's visible entries; raises `NotebookNotFound` when it is not one.
         (The toolset checks each entry lies under the root before using it.)"""
 
+    def file_written(self, os_path: str) -> None:
+        """A tool wrote this file (an absolute path) directly, not through the host: let what
+        shows it know (JupyterLab reloads an open, unmodified editor). Called on the event
+        loop's thread; a file outside ``root_dir`` is ignored."""
+
     async def close(self) -> None:
         """Release what the host itself holds (a standalone host's kernels)."""
 
@@ -223,6 +228,9 @@ class StandaloneHost:
                 kind = "notebook" if entry.name.endswith(".ipynb") else "file"
                 entries.append(Entry(api_path, kind))
         return entries
+
+    def file_written(self, os_path: str) -> None:
+        """Nothing shows files outside a server."""
 
     async def close(self) -> None:
         for kernel_id in list(self._kernels):
