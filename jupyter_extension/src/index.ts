@@ -2,7 +2,8 @@
  * The JupyterLab extension: the nbsession sidebar (a left-area panel, DOM id
  * `nbsession-sidebar`), the palette command `New agent session` (`nbsession:new-session`) and
  * the file browser's `Import as agent session` on notebooks (`nbsession:import-notebook`).
- * It needs no kernel: everything goes to the server's REST API.
+ * It needs no kernel: everything goes to the server's REST API. A second plugin
+ * (`nbsession:reload`, src/reload/) keeps open documents in step with the files agents write.
  */
 import {
   ILabShell,
@@ -14,6 +15,7 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { reloadPlugin } from './reload/plugin';
 import { messageOf, SessionsApi } from './sidebar/api';
 import { exportFileName, type SessionSummary } from './sidebar/model';
 import { type SidebarHost, SidebarPanel } from './sidebar/panel';
@@ -141,4 +143,4 @@ async function freePath(app: JupyterFrontEnd, row: SessionSummary): Promise<stri
   }
 }
 
-export default plugin;
+export default [plugin, reloadPlugin];
