@@ -15,6 +15,7 @@ Marked ``browser``: ``pytest -m "not browser"`` skips it where no chromium is in
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import nbformat
@@ -119,7 +120,9 @@ def test_an_open_notebook_shows_the_agents_new_cell(lab: Lab, page: Page) -> Non
     expect(cells).to_have_count(1)
 
     _agent_calls(lab, "insert_cell", {"path": "reload-clean.ipynb", "source": "agent_cell = 42"})
+    turn_ended = time.monotonic()
     expect(cells).to_have_count(2)
+    print(f"the new cell showed {time.monotonic() - turn_ended:.2f} s after the turn ended")
     expect(cells.nth(1)).to_contain_text("agent_cell = 42")
     assert page.evaluate(DIRTY) is False
     expect(page.locator(".Toastify__toast")).to_have_count(0)  # nothing to ask about
