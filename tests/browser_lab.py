@@ -209,9 +209,9 @@ def run_all_cells(page: Page) -> None:
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 
-def start_detached_turn(lab: Lab, session_id: str, prompt: str) -> None:
-    """Start a turn over REST that goes on after its run stream is closed."""
+def start_detached_turn(lab: Lab, session_id: str, prompt: str, agent: str = "default") -> None:
+    """Start a turn of ``agent`` over REST that goes on after its run stream is closed."""
     body = {"messages": [{"role": "user", "content": prompt}]}
-    url = f"/api/sessions/{session_id}/agent/default"
+    url = f"/api/sessions/{session_id}/agent/{agent}"
     with lab.api.stream("POST", url, json=body, params={"detach": "true"}) as response:
         response.raise_for_status()

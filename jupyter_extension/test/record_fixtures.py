@@ -125,6 +125,10 @@ def main() -> None:
         (agents / "files.yaml").write_text(
             "agents:\n  root:\n    model: demo/offline\n    toolsets: [{type: filesystem}]\n"
         )
+        # An agent with the plan toolset: write_plan asks, then announces plan_updated.
+        (agents / "plans.yaml").write_text(
+            "agents:\n  root:\n    model: demo/offline\n    toolsets: [{type: plan}]\n"
+        )
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -172,6 +176,7 @@ def main() -> None:
 
             never = on_confirm({})
             edit = 'call `write_file` with {"path": "notes.txt", "content": "hello\\nworld\\n"}'
+            plan = 'call `write_plan` with {"content": "# Plan\\n\\n1. Read\\n2. Write\\n"}'
             scenarios: dict[str, tuple[Any, ...]] = {
                 "approve": ("list the files", on_confirm({"confirmation": "approve"})),
                 "write": (edit, on_confirm({"confirmation": "approve"}), None, "files"),
@@ -181,6 +186,7 @@ def main() -> None:
                 ),
                 "think": ("what is 17*23", never),
                 "plan": ("make a plan", never),
+                "write-plan": (plan, on_confirm({"confirmation": "approve"}), None, "plans"),
                 "cancel": ("list the files", cancel_on_confirm),
             }
             HERE.mkdir(exist_ok=True)

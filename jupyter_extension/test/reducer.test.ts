@@ -331,3 +331,98 @@ describe('events the offline agent does not send', () => {
     );
   });
 });
+
+describe('the plan and the todo list', () => {
+  const written = fixture('write-plan');
+  const todoTurn = fixture('plan');
+  const planEvent = written.find(e => e.event.type === 'plan_updated')!.event;
+
+  /** A later event of the same stream: the next seq after `events`. */
+  function next(events: Envelope[], event: Envelope['event']): Envelope {
+    return { seq: Math.max(...events.map(e => e.seq ?? 0)) + 1, event };
+  }
+
+  it('shows the plan plan_updated carries, and a newer plan replaces it', () => {
+    const state = replay(written);
+    expect(state.plan).toEqual({
+      content: planEvent.content,
+      path: (planEvent.path as string | undefined) ?? '',
+      agent: 'root'
+    });
+    expect(state.plan!.content).toContain('1. Read');
+    const newer = replay([next(written, { ...planEvent, content: '# Plan\n\n1. Done\n' })], state);
+    expect(newer.plan!.content).toBe('# Plan\n\n1. Done\n');
+    expect(newer.entries).toBe(state.entries); // in place: no new entry
+  });
+
+  it('shows the todo list a todo tool returns as meta, and each new list replaces it', () => {
+    const state = replay(todoTurn);
+    expect(state.todos).toEqual([
+      { id: 'todo_1', description: 'Understand the request', status: 'pending' },
+      { id: 'todo_2', description: 'Do the work', status: 'pending' },
+      { id: 'todo_3', description: 'Report the result', status: 'pending' }
+    ]);
+    const response = todoTurn.find(e => e.event.type === 'tool_call_response')!.event;
+    const result = response.result as Record<string, unknown>;
+    const meta = (result.meta as Record<string, unknown>[]).map((todo, i) => ({
+      ...todo,
+      status: i === 0 ? 'completed' : i === 1 ? 'in-progress' : 'pending'
+    }));
+    const updated = replay(
+      [next(todoTurn, { ...response, tool_call_id: 'call_9', result: { ...result, meta } })],
+      state
+    );
+    expect(updated.todos!.map(t => t.status)).toEqual(['completed', 'in-progress', 'pending']);
+    // A result without a todo list (any other tool) leaves the list alone.
+    const other = replay(
+      [next(todoTurn, { ...response, tool_call_id: 'call_9', result: { output: 'x' } })],
+      state
+    );
+    expect(other.todos).toBe(state.todos);
+  });
+
+  it('a replay before the snapshot point restores both, which stored messages lack', () => {
+    const rebuilt = reduce(initialState(), {
+      type: 'pane.snapshot',
+      snapshot: { id: 's1', last_event_seq: 1000, messages: [] }
+    });
+    const state = replay([...written, ...todoTurn.map(e => ({ ...e, seq: e.seq! + 100 }))], rebuilt);
+    expect(state.entries).toEqual([]); // quiet: the snapshot holds the entries
+    expect(state.plan?.content).toBe(planEvent.content);
+    expect(state.todos).toHaveLength(3);
+  });
+
+  it('a snapshot restores the plan from the stored write_plan call and keeps the todos', () => {
+    const live = replay(todoTurn, initialState('s1'));
+    const call = {
+      id: 'call_1',
+      type: 'function',
+      function: { name: 'write_plan', arguments: JSON.stringify({ content: '# Stored plan' }) }
+    };
+    const snap: Snapshot = {
+      id: 's1',
+      last_event_seq: 99,
+      messages: [
+        { message: { role: 'user', content: 'plan it' } },
+        { agentName: 'root', message: { role: 'assistant', content: '', tool_calls: [call] } },
+        { agentName: 'root', message: { role: 'tool', tool_call_id: 'call_1', content: 'ok' } }
+      ]
+    };
+    const rebuilt = reduce(live, { type: 'pane.snapshot', snapshot: snap });
+    expect(rebuilt.plan).toEqual({ content: '# Stored plan', path: '', agent: 'root' });
+    expect(rebuilt.todos).toBe(live.todos); // the same session: stored messages lack them
+    const refused = reduce(live, {
+      type: 'pane.snapshot',
+      snapshot: {
+        ...snap,
+        id: 'another-session',
+        messages: [
+          snap.messages![1],
+          { message: { role: 'tool', tool_call_id: 'call_1', content: 'no', is_error: true } }
+        ]
+      }
+    });
+    expect(refused.plan).toBeNull(); // a failed write_plan wrote no plan
+    expect(refused.todos).toBeNull(); // another session's list is not this one's
+  });
+});

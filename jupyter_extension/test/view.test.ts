@@ -386,3 +386,34 @@ describe('the elicitation form', () => {
     expect(host.querySelector('.nbsession-pane-form')).not.toBeNull();
   });
 });
+
+describe('the plan and the todo list', () => {
+  it('shows the latest plan as Markdown and the todo list as a checklist, in place', () => {
+    const { pane, host } = mount();
+    expect(host.querySelector<HTMLElement>('.nbsession-pane-plan')!.hidden).toBe(true);
+    expect(host.querySelector<HTMLElement>('.nbsession-pane-todos')!.hidden).toBe(true);
+    const written = fixture('write-plan');
+    pane.dispatchAll(written);
+    pane.flush();
+    const plan = host.querySelector<HTMLDetailsElement>('.nbsession-pane-plan')!;
+    expect(plan.hidden).toBe(false);
+    expect(plan.open).toBe(true);
+    expect(plan.querySelector('h1')!.textContent).toBe('Plan');
+    expect([...plan.querySelectorAll('li')].map(li => li.textContent)).toEqual(['Read', 'Write']);
+    plan.open = false; // folded by the user: a newer plan keeps it folded, in the same node
+    const last = written[written.length - 1].seq!;
+    pane.dispatch({ type: 'plan_updated', agent_name: 'root', content: '- only step' }, last + 1);
+    const todoTurn = fixture('plan').map(e => ({ ...e, seq: e.seq! + last + 1 }));
+    pane.dispatchAll(todoTurn);
+    pane.flush();
+    expect(host.querySelector('.nbsession-pane-plan')).toBe(plan);
+    expect(plan.open).toBe(false);
+    expect(plan.querySelector('li')!.textContent).toBe('only step');
+    const todos = host.querySelector<HTMLElement>('.nbsession-pane-todos')!;
+    expect(todos.hidden).toBe(false);
+    expect(todos.querySelector('summary')!.textContent).toBe('Todos · 0/3 done');
+    const items = [...todos.querySelectorAll<HTMLElement>('.nbsession-pane-todo')];
+    expect(items.map(li => li.dataset.status)).toEqual(['pending', 'pending', 'pending']);
+    expect(items[1].querySelector('.nbsession-pane-todo-text')!.textContent).toBe('Do the work');
+  });
+});

@@ -207,3 +207,40 @@ def test_load_more_pages_in_older_sessions_and_the_list_stays_live(
     newest = lab.api.post("/api/sessions", json={"title": "After paging"}).json()["id"]
     expect(rows.first).to_have_attribute("data-session-id", newest)
     expect(rows).to_have_count(len(listed) + 1)
+
+
+PLANS_AGENT = """\
+agents:
+  root:
+    model: demo/offline
+    toolsets: [{type: plan}, {type: todo}]
+"""
+
+
+def test_the_sidebar_shows_the_plan_and_the_todo_list_in_place(
+    lab: Lab, page: Page, tmp_path: Path
+) -> None:
+    (lab.agents / "plans.yaml").write_text(PLANS_AGENT)
+    session = lab.api.post("/api/sessions", json={"title": "Planned"}).json()
+    plan = {"content": "# Steps\n\n1. Read the data\n2. Plot it\n"}
+    start_detached_turn(lab, session["id"], f"call `write_plan` with {json.dumps(plan)}", "plans")
+    _row(page, session["id"]).locator(".nbsession-sidebar-row-open").click()
+    sidebar = page.locator("#nbsession-sidebar")
+    sidebar.get_by_role("button", name="Approve", exact=True).click()  # write_plan asks
+
+    shown = sidebar.locator(".nbsession-pane-plan")
+    expect(shown.locator("summary")).to_have_text(f"Plan · {session['id']}.md")  # its file
+    expect(shown.locator("h1")).to_have_text("Steps")
+    expect(shown.locator("li")).to_have_text(["Read the data", "Plot it"])
+    expect(sidebar.locator(".nbsession-pane-status")).to_contain_text("Done")
+
+    # The demo model records "make a plan" as todos: the checklist appears, the plan stays.
+    start_detached_turn(lab, session["id"], "make a plan", "plans")
+    todos = sidebar.locator(".nbsession-pane-todos")
+    expect(todos.locator("summary")).to_have_text("Todos · 0/3 done")
+    expect(todos.locator(".nbsession-pane-todo-text")).to_have_text(
+        ["Understand the request", "Do the work", "Report the result"]
+    )
+    expect(sidebar.locator(".nbsession-pane-plan")).to_have_count(1)
+    expect(shown.locator("h1")).to_have_text("Steps")
+    sidebar.screenshot(path=str(tmp_path / "plan-and-todos.png"))

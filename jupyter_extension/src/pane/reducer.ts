@@ -19,8 +19,10 @@ import type {
   LocalEvent,
   PaneState,
   PendingApproval,
+  Plan,
   Snapshot,
   TextEntry,
+  Todo,
   ToolEntry,
   UnsavedCall,
   UnsavedText,
@@ -46,6 +48,8 @@ export function initialState(sessionId = ''): PaneState {
     approval: null,
     elicitation: null,
     usage: null,
+    plan: null,
+    todos: null,
     lastSeq: 0,
     snapshotSeq: 0,
     freshSnapshot: false,
@@ -202,6 +206,12 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
       const saved = quiet ? { ...state, unsaved: [] } : state;
       return isObject(event.usage) ? { ...saved, usage: usage(event.usage) } : saved;
     }
+    case 'plan_updated':
+      // Applied in a replay too: a snapshot holds the plan only through its write_plan call.
+      return {
+        ...state,
+        plan: { content: str(event.content), path: str(event.path), agent: str(event.agent_name) }
+      };
     case 'session_title':
       return { ...state, title: str(event.title) };
     case 'agent_info':
@@ -236,8 +246,13 @@ function apply(state: PaneState, event: WireEvent, quiet: boolean): PaneState {
   }
 }
 
-/** Rebuild the pane from `/snapshot`: stored messages become entries; live state is kept. */
+/**
+ * Rebuild the pane from `/snapshot`: stored messages become entries; live state is kept.
+ * The plan comes from the last stored `write_plan` call that succeeded, or stays as it was;
+ * the todo list, which stored messages do not carry, stays as it was for the same session.
+ */
 export function fromSnapshot(state: PaneState, snapshot: Snapshot): PaneState {
+  const sameSession = !snapshot.id || snapshot.id === state.sessionId;
   let next: PaneState = {
     ...initialState(snapshot.id || state.sessionId),
     connection: state.connection === 'resyncing' ? 'reconnecting' : state.connection,
@@ -252,6 +267,8 @@ export function fromSnapshot(state: PaneState, snapshot: Snapshot): PaneState {
       outputTokens: snapshot.output_tokens ?? 0,
       cost: snapshot.cost ?? 0
     },
+    plan: sameSession ? state.plan : null,
+    todos: sameSession ? state.todos : null,
     snapshotSeq: snapshot.last_event_seq,
     freshSnapshot: true,
     generation: state.generation + 1
@@ -401,9 +418,11 @@ function addMessage(state: PaneState, wire: WireMessage): PaneState {
       if (index < 0) {
         return state;
       }
+      const card = state.entries[index] as ToolEntry;
       const isError = Boolean(message.is_error);
-      return replaceAt(state, index, {
-        ...(state.entries[index] as ToolEntry),
+      const plan = isError ? null : storedPlan(card, agent);
+      return replaceAt(plan ? { ...state, plan } : state, index, {
+        ...card,
         result: message.content ?? '',
         isError,
         state: isError ? 'failed' : 'done'
@@ -470,7 +489,8 @@ function toolResponse(state: PaneState, event: WireEvent, quiet: boolean): PaneS
   const result = isObject(event.result) ? event.result : {};
   const isError = Boolean(result.isError ?? result.is_error);
   const output = typeof result.output === 'string' ? result.output : str(event.response);
-  let next = state;
+  const todos = todoList(result.meta);
+  let next = todos ? { ...state, todos } : state; // restored by a replay too (not stored)
   if (next.approval?.callId === id) {
     next = { ...next, approval: null, status: 'running' };
   }
@@ -580,6 +600,36 @@ function findTool(entries: readonly Entry[], callId: string): number {
     }
   }
   return -1;
+}
+
+/** The plan a stored, answered `write_plan` call wrote, if its arguments say. */
+function storedPlan(card: ToolEntry, agent: string): Plan | null {
+  if (card.name !== 'write_plan') {
+    return null;
+  }
+  try {
+    const args: unknown = JSON.parse(card.arguments);
+    return isObject(args) && typeof args.content === 'string'
+      ? { content: args.content, path: '', agent }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A todo tool's `meta` (`[{id, description, status}]`) as a list; null for any other meta. */
+function todoList(meta: unknown): Todo[] | null {
+  if (!Array.isArray(meta)) {
+    return null;
+  }
+  const todos: Todo[] = [];
+  for (const item of meta) {
+    if (!isObject(item) || typeof item.description !== 'string') {
+      return null;
+    }
+    todos.push({ id: str(item.id), description: item.description, status: str(item.status) });
+  }
+  return todos;
 }
 
 function toolCall(event: WireEvent): WireToolCall | null {

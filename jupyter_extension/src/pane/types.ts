@@ -176,6 +176,23 @@ export interface Usage {
   cost: number;
 }
 
+/** The session's plan, as the last `plan_updated` (or stored `write_plan` call) gave it. */
+export interface Plan {
+  /** Markdown. */
+  content: string;
+  /** The plan's file on the server, '' when it is kept in memory. */
+  path: string;
+  agent: string;
+}
+
+/** One item of the todo list a todo tool's result carries as its `meta`. */
+export interface Todo {
+  id: string;
+  description: string;
+  /** `pending`, `in-progress` or `completed` (docker-agent's names); shown as given. */
+  status: string;
+}
+
 export interface PaneState {
   sessionId: string;
   title: string;
@@ -193,6 +210,10 @@ export interface PaneState {
   approval: PendingApproval | null;
   elicitation: PendingElicitation | null;
   usage: Usage | null;
+  /** The latest plan, shown above the entries and replaced in place by a newer one. */
+  plan: Plan | null;
+  /** The latest todo list (null before any todo tool answered), replaced in place. */
+  todos: readonly Todo[] | null;
   /** The last sequence number applied: replays at or below it are ignored. */
   lastSeq: number;
   /**

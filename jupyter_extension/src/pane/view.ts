@@ -16,7 +16,9 @@ import type {
   PaneState,
   PendingApproval,
   PendingElicitation,
+  Plan,
   TextEntry,
+  Todo,
   ToolEntry,
   TurnStatus,
   UserEntry
@@ -41,6 +43,13 @@ const TOOL_STATE_LABELS: Record<ToolEntry['state'], string> = {
   failed: 'error'
 };
 
+/** How a todo's status reads, with the mark before it; unknown statuses show as given. */
+const TODO_MARKS: Record<string, string> = {
+  pending: '○',
+  'in-progress': '◐',
+  completed: '●'
+};
+
 const DECISION_LABELS: Record<string, string> = {
   approve: 'approved',
   'approve-session': 'approved for the session',
@@ -58,6 +67,8 @@ export class PaneView {
   private readonly footer: HTMLElement;
   private readonly noticeNode: HTMLElement;
   private readonly stopButton: HTMLButtonElement;
+  private readonly planView = new PlanView();
+  private readonly todoView = new TodoView();
   private entryViews = new Map<number, EntryView>();
   private generation = -1;
   private approval: ApprovalPrompt | null = null;
@@ -75,7 +86,15 @@ export class PaneView {
     this.prompts = el('div', 'nbsession-pane-prompts');
     this.noticeNode = el('div', 'nbsession-pane-notice');
     this.footer = el('div', 'nbsession-pane-footer');
-    this.node.append(this.header, this.list, this.prompts, this.noticeNode, this.footer);
+    this.node.append(
+      this.header,
+      this.planView.node,
+      this.todoView.node,
+      this.list,
+      this.prompts,
+      this.noticeNode,
+      this.footer
+    );
   }
 
   /** Bring the DOM in line with `state`; `now` (ms since the epoch) drives the elapsed time. */
@@ -94,6 +113,8 @@ export class PaneView {
       }
       view.update(entry);
     }
+    this.planView.update(state.plan);
+    this.todoView.update(state.todos);
     this.renderPrompts(state);
     this.titleNode.textContent = state.title || 'Agent session';
     this.statusNode.textContent = statusText(state, now);
@@ -264,6 +285,86 @@ class ToolView implements EntryView {
       this.result.textContent = card.result;
       this.result.classList.toggle('nbsession-pane-error', card.isError);
     }
+  }
+}
+
+/**
+ * The session's latest plan as Markdown, above the entries, open until the user folds it;
+ * a newer plan replaces the text in place and keeps that choice.
+ */
+class PlanView {
+  readonly node = el('details', 'nbsession-pane-plan') as HTMLDetailsElement;
+  private readonly label = el('span', 'nbsession-pane-plan-label');
+  private readonly body = el('div', 'nbsession-pane-plan-body');
+  private last: Plan | null = null;
+
+  constructor() {
+    const summary = el('summary');
+    summary.appendChild(this.label);
+    this.node.open = true;
+    this.node.hidden = true;
+    this.node.setAttribute('aria-label', 'Plan');
+    this.node.append(summary, this.body);
+  }
+
+  update(plan: Plan | null): void {
+    if (plan === this.last) {
+      return;
+    }
+    this.last = plan;
+    this.node.hidden = plan === null;
+    if (plan) {
+      // The file's name; its whole path on the server on hover.
+      const name = plan.path.split(/[\\/]/).pop();
+      this.label.textContent = name ? `Plan · ${name}` : 'Plan';
+      this.label.title = plan.path;
+      this.body.innerHTML = renderMarkdown(plan.content);
+    }
+  }
+}
+
+/** The latest todo list as a checklist with each item's status, replaced in place. */
+class TodoView {
+  readonly node = el('details', 'nbsession-pane-todos') as HTMLDetailsElement;
+  private readonly label = el('span', 'nbsession-pane-todos-label');
+  private readonly items = el('ul', 'nbsession-pane-todo-list');
+  private last: readonly Todo[] | null = null;
+
+  constructor() {
+    const summary = el('summary');
+    summary.appendChild(this.label);
+    this.node.open = true;
+    this.node.hidden = true;
+    this.node.setAttribute('aria-label', 'Todo list');
+    this.node.append(summary, this.items);
+  }
+
+  update(todos: readonly Todo[] | null): void {
+    if (todos === this.last) {
+      return;
+    }
+    this.last = todos;
+    this.node.hidden = todos === null;
+    if (!todos) {
+      return;
+    }
+    const done = todos.filter(todo => todo.status === 'completed').length;
+    this.label.textContent = `Todos · ${done}/${todos.length} done`;
+    this.items.replaceChildren(
+      ...todos.map(todo => {
+        const item = el('li', 'nbsession-pane-todo');
+        item.dataset.status = todo.status;
+        const mark = el('span', 'nbsession-pane-todo-mark');
+        mark.setAttribute('aria-hidden', 'true');
+        mark.textContent = TODO_MARKS[todo.status] ?? '○';
+        const text = el('span', 'nbsession-pane-todo-text');
+        text.textContent = todo.description;
+        const status = el('span', 'nbsession-pane-todo-status');
+        status.textContent = todo.status;
+        item.append(mark, text, status);
+        return item;
+      })
+    );
   }
 }
 
