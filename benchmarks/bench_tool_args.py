@@ -4,7 +4,7 @@ The turn: an agent with the filesystem toolset on the offline demo model, asked 
 "call `write_file` with {...}" whose ``content`` is 100 kB of text. The demo model streams a
 tool call's arguments in 64-character pieces, as a provider streams them in tokens (~1,600
 pieces here), and the session approves tools, so the file is written without asking. A real
-``jupyter nbsession`` subprocess (``bench_sse.py``'s launcher) serves it; one ``/events``
+``jupyter nbsession`` subprocess (``launcher.py``) serves it; one ``/events``
 reader follows the session from before the run starts to its ``stream_stopped`` and counts
 the bytes of its body: in all, and in ``partial_tool_call`` frames. It also accumulates the
 partial arguments as a client does and checks them against the final ``tool_call``'s
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 from _util import fmt, header, median, table
-from bench_sse import PHASE_DEADLINE, TIMEOUT, Server, start_server
+from launcher import PHASE_DEADLINE, TIMEOUT, Server, start_server
 
 ARGUMENT_BYTES = 100_000
 OPTIONS = (
