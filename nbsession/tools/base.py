@@ -199,6 +199,18 @@ class ToolsetEnv:
     undo: UndoHistory | None = None
 
 
+def agent_state_path(option: str, env: ToolsetEnv, folder: str, filename: str, default: str) -> str:
+    """Where a toolset keeps an agent's state across sessions: ``option`` (relative to the agent
+    file, as docker-agent resolves it), else ``<data_dir>/<folder>/<source id>/<filename>`` so
+    each agent file has its own, else ``default`` (the toolset's in-memory stand-in) when the
+    server has no data dir."""
+    if option:
+        return os.path.join(env.source_dir or env.working_dir, os.path.expanduser(option))
+    if env.data_dir:
+        return os.path.join(env.data_dir, folder, env.source_id or "default", filename)
+    return default
+
+
 _ENV_REF = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

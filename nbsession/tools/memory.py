@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv, agent_state_path
 
 
 class MemoryOptions(BaseModel):
@@ -78,7 +78,9 @@ class MemoryToolset(Toolset):
         self, options: Mapping[str, Any] | None = None, env: ToolsetEnv | None = None
     ) -> None:
         self._options = MemoryOptions.model_validate(dict(options or {}))
-        self._path = memory_path(self._options.path, env or ToolsetEnv())
+        self._path = agent_state_path(
+            self._options.path, env or ToolsetEnv(), "memory", "memory.db", ":memory:"
+        )
         self._db: _MemoryDB | None = None
         self._tools: list[Tool] = [
             self._tool(
@@ -209,16 +211,6 @@ class MemoryToolset(Toolset):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def memory_path(option: str, env: ToolsetEnv) -> str:
-    """Where an agent's memories live: ``option`` (relative to the agent file), else per agent
-    source under the data dir, else ``:memory:``."""
-    if option:
-        return os.path.join(env.source_dir or env.working_dir, os.path.expanduser(option))
-    if env.data_dir:
-        return os.path.join(env.data_dir, "memory", env.source_id or "default", "memory.db")
-    return ":memory:"
 
 
 class _MemoryDB:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv, agent_state_path
 from .filesystem import PathEscape, resolve_inside
 
 Priority = Literal["critical", "high", "medium", "low"]
@@ -106,7 +106,9 @@ class TasksToolset(Toolset):
         self, options: Mapping[str, Any] | None = None, env: ToolsetEnv | None = None
     ) -> None:
         self._options = TasksOptions.model_validate(dict(options or {}))
-        self._file = _TaskFile(tasks_path(self._options.path, env or ToolsetEnv()))
+        self._file = _TaskFile(
+            agent_state_path(self._options.path, env or ToolsetEnv(), "tasks", "tasks.json", "")
+        )
         self._tools: list[Tool] = [
             self._tool(
                 "create_task",
@@ -208,16 +210,6 @@ class TasksToolset(Toolset):
             read_only=read_only,
             title=title,
         )
-
-
-def tasks_path(option: str, env: ToolsetEnv) -> str:
-    """Where an agent's tasks live: ``option`` (relative to the agent file), else per agent
-    source under the data dir, else nowhere (``""``: in memory)."""
-    if option:
-        return os.path.join(env.source_dir or env.working_dir, os.path.expanduser(option))
-    if env.data_dir:
-        return os.path.join(env.data_dir, "tasks", env.source_id or "default", "tasks.json")
-    return ""
 
 
 class _TaskFile:
