@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import FixedToolset, NoOptions, Tool, ToolContext, ToolResult
 
 log = logging.getLogger("nbsession.tools.background_agents")
 
@@ -98,7 +98,7 @@ class _Task:
         return entry
 
 
-class BackgroundAgentsToolset(Toolset):
+class BackgroundAgentsToolset(FixedToolset):
     type: ClassVar[str] = "background_agents"
     options_model = NoOptions
 
@@ -148,9 +148,6 @@ class BackgroundAgentsToolset(Toolset):
                 title="Wait Background Agents",
             ),
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
 
     async def close(self) -> None:
         """Stop the tasks still running: they end with the session's runtime."""

@@ -150,25 +150,48 @@ class Toolset(ABC):
 
     def function_tool(
         self,
-        *,
         name: str,
         description: str,
         args: type[ArgsT],
-        func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult]],
+        func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult | str]],
+        *,
         read_only: bool = False,
         title: str = "",
+        refused: tuple[type[Exception], ...] = (),
     ) -> Tool:
         """A ``FunctionTool`` of this toolset: its ``category`` is the toolset's ``type``,
-        which is how the pane and the sidebar group a call with its siblings."""
+        which is how the pane and the sidebar group a call with its siblings.
+
+        ``func`` may answer with plain text (a successful result). The exceptions in
+        ``refused`` mean the call cannot be done as asked: the model reads the message as an
+        error result and may try again; any other exception propagates to the runtime."""
+
+        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
+            try:
+                result = await func(parsed, ctx)
+            except refused as exc:
+                return ToolResult(str(exc) or type(exc).__name__, is_error=True)
+            return result if isinstance(result, ToolResult) else ToolResult(result)
+
         return FunctionTool(
             name=name,
             description=description,
             args=args,
-            func=func,
+            func=run,
             read_only=read_only,
             title=title,
             category=self.type,
         )
+
+
+class FixedToolset(Toolset):
+    """A toolset whose tools are all built once, in ``__init__``, into ``_tools`` (most
+    built-ins); ``tools`` hands out a copy so a caller cannot change the toolset's list."""
+
+    _tools: list[Tool]
+
+    async def tools(self) -> list[Tool]:
+        return list(self._tools)
 
 
 class NoOptions(BaseModel):

@@ -23,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ._http import MAX_BODY, Refused, check_public_address, check_url, read_limited
-from .base import Tool, ToolContext, ToolResult, Toolset, expand_env
+from .base import FixedToolset, Tool, ToolContext, ToolResult, expand_env
 
 _MAX_ROBOTS = 64 * 1024
 _MAX_REDIRECTS = 10
@@ -68,7 +68,7 @@ class FetchResult:
     error: str = ""
 
 
-class FetchToolset(Toolset):
+class FetchToolset(FixedToolset):
     """One tool, ``fetch`` (see the module docstring)."""
 
     type: ClassVar[str] = "fetch"
@@ -85,9 +85,6 @@ class FetchToolset(Toolset):
                 title="Fetch URLs",
             )
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from .base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset
+from .base import ArgsT, FixedToolset, FunctionTool, Tool, ToolContext, ToolResult
 
 # Entries a listing or a tree shows at most, and the size of a search's answer (docker-agent's).
 MAX_ENTRIES = 1000
@@ -170,7 +170,7 @@ class _Refused(Exception):
     """A call the model should read about as an error result (escape, not found, no match)."""
 
 
-class FilesystemToolset(Toolset):
+class FilesystemToolset(FixedToolset):
     """docker-agent's filesystem tools, confined to the session's working directory.
 
     Options: ``ignore_vcs``, ``post_edit`` and ``readonly`` (see FilesystemOptions). Raises
@@ -272,7 +272,7 @@ class FilesystemToolset(Toolset):
     async def tools(self) -> list[Tool]:
         if self._options.readonly:
             return [tool for tool in self._tools if tool.definition.read_only]
-        return list(self._tools)
+        return await super().tools()
 
     def _tool(
         self,
@@ -286,16 +286,11 @@ class FilesystemToolset(Toolset):
     ) -> Tool:
         """A tool whose blocking ``work(args, root)`` runs on a thread; `_Refused` -> error."""
 
-        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
-            return await _in_thread(work, parsed, _root(ctx))
+        async def run(parsed: ArgsT, ctx: ToolContext) -> str:
+            return await asyncio.to_thread(work, parsed, _root(ctx))
 
         return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=run,
-            read_only=read_only,
-            title=title,
+            name, description, args, run, read_only=read_only, title=title, refused=(_Refused,)
         )
 
     # -- reading ------------------------------------------------------------------------

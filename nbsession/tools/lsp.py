@@ -211,25 +211,18 @@ class LSPToolset(Toolset):
         handler: Callable[[LSPToolset, _Server, ArgsT], Awaitable[str]],
         read_only: bool,
     ) -> Tool:
-        async def run(parsed: ArgsT, _ctx: ToolContext) -> ToolResult:
+        async def run(parsed: ArgsT, _ctx: ToolContext) -> ToolResult | str:
             server = self._server
             if server is None or not server.alive:
                 return ToolResult(
                     "The language server is not running; it starts again next turn.",
                     is_error=True,
                 )
-            try:
-                return ToolResult(await handler(self, server, parsed))
-            except (_Refused, LSPError, OSError, asyncio.TimeoutError) as exc:
-                return ToolResult(str(exc) or type(exc).__name__, is_error=True)
+            return await handler(self, server, parsed)
 
+        refused = (_Refused, LSPError, OSError, asyncio.TimeoutError)
         return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=run,
-            read_only=read_only,
-            title=title,
+            name, description, args, run, read_only=read_only, title=title, refused=refused
         )
 
     def _path(self, file: str) -> str:

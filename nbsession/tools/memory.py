@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv, agent_state_path
+from .base import ArgsT, FixedToolset, Tool, ToolContext, ToolsetEnv, agent_state_path
 
 
 class MemoryOptions(BaseModel):
@@ -67,7 +67,7 @@ class _Missing(Exception):
     """No memory has the id the model gave."""
 
 
-class MemoryToolset(Toolset):
+class MemoryToolset(FixedToolset):
     """``add_memory``, ``get_memories``, ``search_memories``, ``update_memory``,
     ``delete_memory`` over one SQLite file (see the module docstring)."""
 
@@ -131,9 +131,6 @@ class MemoryToolset(Toolset):
         """The SQLite file, or ``:memory:``."""
         return self._path
 
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
-
     async def close(self) -> None:
         if self._db is not None:
             await asyncio.to_thread(self._db.close)
@@ -149,21 +146,13 @@ class MemoryToolset(Toolset):
         *,
         read_only: bool,
     ) -> Tool:
-        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
+        async def run(parsed: ArgsT, ctx: ToolContext) -> str:
             if self._db is None:
                 self._db = _MemoryDB(self._path)
-            try:
-                return ToolResult(await asyncio.to_thread(work, self._db, parsed))
-            except _Missing as exc:
-                return ToolResult(str(exc), is_error=True)
+            return await asyncio.to_thread(work, self._db, parsed)
 
         return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=run,
-            read_only=read_only,
-            title=title,
+            name, description, args, run, read_only=read_only, title=title, refused=(_Missing,)
         )
 
     @staticmethod

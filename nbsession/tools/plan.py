@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from .base import FixedToolset, NoOptions, Tool, ToolContext, ToolResult, ToolsetEnv
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Plans of sessions whose server keeps no files: process memory, by session id.
@@ -37,7 +37,7 @@ class NoArgs(BaseModel):
     pass
 
 
-class PlanToolset(Toolset):
+class PlanToolset(FixedToolset):
     type: ClassVar[str] = "plan"
     options_model = NoOptions
 
@@ -72,9 +72,6 @@ class PlanToolset(Toolset):
                 title="Exit Plan Mode",
             ),
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
 
     async def _write(self, args: WritePlanArgs, ctx: ToolContext) -> ToolResult:
         if not args.content.strip():

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import Tool, ToolContext, ToolDefinition, ToolResult, Toolset
+from .base import FixedToolset, Tool, ToolContext, ToolDefinition, ToolResult
 from .shell import run_command
 
 MAX_OUTPUT = 30_000
@@ -79,7 +79,7 @@ class ScriptOptions(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-class ScriptToolset(Toolset):
+class ScriptToolset(FixedToolset):
     """One tool per ``shell:`` entry, sorted by name (see the module docstring).
 
     Raises ``pydantic.ValidationError`` (a ``ValueError``) for a missing ``shell`` or an
@@ -95,9 +95,6 @@ class ScriptToolset(Toolset):
             _Script(name, self._options.shell[name], self._options.env)
             for name in sorted(self._options.shell)
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
 
 
 class _Script(Tool):

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt
 
-from .base import Output, Tool, ToolContext, ToolResult, Toolset
+from .base import FixedToolset, Output, Tool, ToolContext, ToolResult
 
 # How long a killed command's output is drained before its pipe is abandoned.
 _KILL_DRAIN_SECONDS = 2.0
@@ -69,7 +69,7 @@ class ShellArgs(BaseModel):
     )
 
 
-class ShellToolset(Toolset):
+class ShellToolset(FixedToolset):
     """One tool, ``shell``. Options: ``timeout``, ``max_output``, ``env`` (see ShellOptions).
 
     Raises ``pydantic.ValidationError`` (a ``ValueError``) when an option has the wrong type.
@@ -95,9 +95,6 @@ class ShellToolset(Toolset):
                 title="Shell",
             )
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
 
     async def _run(self, args: ShellArgs, ctx: ToolContext) -> ToolResult:
         return await run_command(

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ArgsT, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv, agent_state_path
+from .base import ArgsT, FixedToolset, Tool, ToolContext, ToolsetEnv, agent_state_path
 from .filesystem import PathEscape, resolve_inside
 
 Priority = Literal["critical", "high", "medium", "low"]
@@ -95,7 +95,7 @@ class _Refused(Exception):
     """A call the task list cannot honour (an unknown id, a cycle); the message says why."""
 
 
-class TasksToolset(Toolset):
+class TasksToolset(FixedToolset):
     """``create_task``, ``get_task``, ``update_task``, ``delete_task``, ``list_tasks``,
     ``next_task``, ``add_dependency``, ``remove_dependency`` over one task file."""
 
@@ -182,9 +182,6 @@ class TasksToolset(Toolset):
         """The task file, or ``""`` when tasks live in memory."""
         return self._file.path
 
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
-
     def _tool(
         self,
         name: str,
@@ -195,20 +192,13 @@ class TasksToolset(Toolset):
         *,
         read_only: bool = False,
     ) -> Tool:
-        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
+        async def run(parsed: ArgsT, ctx: ToolContext) -> str:
             root = ctx.working_dir or os.getcwd()
-            try:
-                return ToolResult(await asyncio.to_thread(work, self._file, parsed, root))
-            except (_Refused, OSError, ValueError) as exc:
-                return ToolResult(str(exc), is_error=True)
+            return await asyncio.to_thread(work, self._file, parsed, root)
 
+        refused = (_Refused, OSError, ValueError)
         return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=run,
-            read_only=read_only,
-            title=title,
+            name, description, args, run, read_only=read_only, title=title, refused=refused
         )
 
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import FixedToolset, NoOptions, Tool, ToolContext, ToolResult
 
 
 class ThinkArgs(BaseModel):
@@ -23,7 +23,7 @@ async def _think(args: ThinkArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult("Thought recorded.")
 
 
-class ThinkToolset(Toolset):
+class ThinkToolset(FixedToolset):
     """One read-only tool, ``think``; it needs no options."""
 
     type: ClassVar[str] = "think"
@@ -44,6 +44,3 @@ class ThinkToolset(Toolset):
                 title="Think",
             )
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)

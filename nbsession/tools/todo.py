@@ -16,13 +16,12 @@ docker-agent has no event of its own for a todo change.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from .base import ArgsT, NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import FixedToolset, NoOptions, Tool, ToolContext, ToolResult
 
 Status = Literal["pending", "in-progress", "completed"]
 
@@ -55,7 +54,7 @@ class ListTodosArgs(BaseModel):
     pass
 
 
-class TodoToolset(Toolset):
+class TodoToolset(FixedToolset):
     """``create_todo``, ``create_todos``, ``update_todos`` and ``list_todos`` over one list.
 
     The handlers never await, so concurrent tool calls on one event loop cannot interleave
@@ -69,55 +68,39 @@ class TodoToolset(Toolset):
         self._todos: list[Todo] = []
         self._next_id = 1
         self._tools: list[Tool] = [
-            self._tool(
+            self.function_tool(
                 "create_todo",
-                "Create TODO",
                 "Create a new todo item with a description",
                 CreateTodoArgs,
                 self._create_todo,
+                title="Create TODO",
+                read_only=True,
             ),
-            self._tool(
+            self.function_tool(
                 "create_todos",
-                "Create TODOs",
                 "Create a list of new todo items with descriptions",
                 CreateTodosArgs,
                 self._create_todos,
+                title="Create TODOs",
+                read_only=True,
             ),
-            self._tool(
+            self.function_tool(
                 "update_todos",
-                "Update TODOs",
                 "Update the status of one or more todo item(s)",
                 UpdateTodosArgs,
                 self._update_todos,
+                title="Update TODOs",
+                read_only=True,
             ),
-            self._tool(
+            self.function_tool(
                 "list_todos",
-                "List TODOs",
                 "List all current todos with their status",
                 ListTodosArgs,
                 self._list_todos,
+                title="List TODOs",
+                read_only=True,
             ),
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
-
-    def _tool(
-        self,
-        name: str,
-        title: str,
-        description: str,
-        args: type[ArgsT],
-        func: Callable[[ArgsT, ToolContext], Awaitable[ToolResult]],
-    ) -> Tool:
-        return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=func,
-            read_only=True,
-            title=title,
-        )
 
     def _add(self, description: str) -> Todo:
         todo = Todo(id=f"todo_{self._next_id}", description=description)

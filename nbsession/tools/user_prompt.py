@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import NoOptions, Tool, ToolContext, ToolResult, Toolset
+from .base import FixedToolset, NoOptions, Tool, ToolContext, ToolResult
 
 
 class UserPromptArgs(BaseModel):
@@ -46,7 +46,7 @@ async def _ask(args: UserPromptArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult(json.dumps(response, ensure_ascii=False), is_error=answer.action != "accept")
 
 
-class UserPromptToolset(Toolset):
+class UserPromptToolset(FixedToolset):
     """One read-only tool, ``user_prompt``; it needs no options."""
 
     type: ClassVar[str] = "user_prompt"
@@ -67,6 +67,3 @@ class UserPromptToolset(Toolset):
                 title="User Prompt",
             )
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)

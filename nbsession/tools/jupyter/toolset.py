@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from ...errors import StoreError, UnknownSession
 from ...store.base import UndoEntry
-from ..base import ArgsT, FunctionTool, Tool, ToolContext, ToolResult, Toolset, ToolsetEnv
+from ..base import FixedToolset, FunctionTool, Tool, ToolContext, ToolResult, ToolsetEnv
 from ..filesystem import PathEscape, resolve_inside
 from ..undo import LocalUndoHistory
 from . import notebooks
@@ -134,7 +134,7 @@ class _Change:
     undoes: UndoEntry | None = None
 
 
-class JupyterToolset(Toolset):
+class JupyterToolset(FixedToolset):
     """Kernels and notebooks of the Jupyter server hosting the session (or of its own).
 
     ``env.jupyter`` is the host's seam (None: a `StandaloneHost` over the working dir, owned
@@ -158,37 +158,44 @@ class JupyterToolset(Toolset):
         self._edit_lock = asyncio.Lock()  # one read-modify-write of a notebook at a time
         self._undo = env.undo or LocalUndoHistory()
         self._tools: list[Tool] = [
-            self._tool(
+            self.function_tool(
                 "run_code",
-                "Run Code",
                 "Run code in a Jupyter kernel and return its outputs (streams, results, "
                 "displays, errors with tracebacks; images are saved as files and referenced). "
                 "By default it runs in the kernel of the notebook this session belongs to, so "
                 "it sees the user's variables.",
                 RunCodeArgs,
                 self._run_code,
+                title="Run Code",
                 read_only=False,
+                refused=(_Refused,),
             ),
-            self._tool(
+            self.function_tool(
                 "list_kernels",
-                "List Kernels",
                 "List the running kernels: id, kernel name, state and the notebooks using them.",
                 NoArgs,
                 self._list_kernels,
+                title="List Kernels",
+                read_only=True,
+                refused=(_Refused,),
             ),
-            self._tool(
+            self.function_tool(
                 "list_notebooks",
-                "List Notebooks",
                 "List the notebooks under a directory, recursively.",
                 ListNotebooksArgs,
                 self._list_notebooks,
+                title="List Notebooks",
+                read_only=True,
+                refused=(_Refused,),
             ),
-            self._tool(
+            self.function_tool(
                 "read_notebook",
-                "Read Notebook",
                 "Read a notebook's cells (numbered from 0, with ids) and their outputs.",
                 ReadNotebookArgs,
                 self._read_notebook,
+                title="Read Notebook",
+                read_only=True,
+                refused=(_Refused,),
             ),
             _EditTool(
                 self,
@@ -224,35 +231,6 @@ class JupyterToolset(Toolset):
                 self._plan_undo,
             ),
         ]
-
-    async def tools(self) -> list[Tool]:
-        return list(self._tools)
-
-    def _tool(
-        self,
-        name: str,
-        title: str,
-        description: str,
-        args: type[ArgsT],
-        work: Callable[[ArgsT, ToolContext], Awaitable[ToolResult | str]],
-        *,
-        read_only: bool = True,
-    ) -> Tool:
-        async def run(parsed: ArgsT, ctx: ToolContext) -> ToolResult:
-            try:
-                result = await work(parsed, ctx)
-            except _Refused as exc:
-                return ToolResult(str(exc), is_error=True)
-            return result if isinstance(result, ToolResult) else ToolResult(result)
-
-        return self.function_tool(
-            name=name,
-            description=description,
-            args=args,
-            func=run,
-            read_only=read_only,
-            title=title,
-        )
 
     # -- where things are ---------------------------------------------------------------
 
