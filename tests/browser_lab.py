@@ -191,6 +191,21 @@ KERNEL_IDLE = (
 """True in the page once the current notebook's kernel is connected and idle."""
 
 
+def write_notebook(path: Path, sources: list[str]) -> None:
+    """A notebook of code cells with ``sources`` at ``path``, on the python3 kernel (a notebook
+    without a kernelspec makes JupyterLab ask which kernel to start)."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, path)
+
+
 def open_notebook(browser: Browser, lab: Lab, path: str) -> Page:
     """A fresh page on the notebook ``path`` of the lab's root, once its kernel is idle."""
     from playwright.sync_api import expect

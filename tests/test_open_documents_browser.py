@@ -22,7 +22,7 @@ import nbformat
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser_lab import TIMEOUT_MS, Lab
+from tests.browser_lab import KERNEL_IDLE, TIMEOUT_MS, Lab, write_notebook
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -50,10 +50,6 @@ BUS_READY = """async () => {
   return heard;
 }"""
 DIRTY = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
-KERNEL_IDLE = (
-    "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel;"
-    " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }"
-)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,12 +65,6 @@ def page(browser: Browser) -> Iterator[Page]:
         yield page
     finally:
         page.close()
-
-
-def _notebook(lab: Lab, name: str) -> None:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(notebook, lab.root / name)
 
 
 def _open(page: Page, lab: Lab, path: str, widget: str) -> Locator:
@@ -114,7 +104,7 @@ def _same_page(page: Page) -> None:
 
 
 def test_an_open_notebook_shows_the_agents_new_cell(lab: Lab, page: Page) -> None:
-    _notebook(lab, "reload-clean.ipynb")
+    write_notebook(lab.root / "reload-clean.ipynb", ["x = 1"])
     notebook = _open(page, lab, "reload-clean.ipynb", ".jp-NotebookPanel")
     cells = notebook.locator(".jp-Cell")
     expect(cells).to_have_count(1)
@@ -132,7 +122,7 @@ def test_an_open_notebook_shows_the_agents_new_cell(lab: Lab, page: Page) -> Non
 def test_unsaved_typing_is_kept_and_a_notice_offers_the_agents_version(
     lab: Lab, page: Page
 ) -> None:
-    _notebook(lab, "reload-typed.ipynb")
+    write_notebook(lab.root / "reload-typed.ipynb", ["x = 1"])
     notebook = _open(page, lab, "reload-typed.ipynb", ".jp-NotebookPanel")
     cells = notebook.locator(".jp-Cell")
     cells.first.locator(".cm-content").click()

@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import httpx
-import nbformat
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -30,28 +29,18 @@ from tests.browser_lab import (
     run_all_cells,
     start_detached_turn,
     wait_for,
+    write_notebook,
 )
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
 
 
-def _write_notebook(path: Path, source: str, copies: int = 1) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells.extend(nbformat.v4.new_code_cell(source) for _ in range(copies))
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(notebook, path)
-
-
 def _new_notebook(lab: Lab, browser: Browser, source: str, copies: int = 1) -> tuple[Page, str]:
     """A fresh page on a new notebook of ``copies`` cells of ``source``, its cells started (one
     may block); and the notebook's name."""
     name = f"nb-{secrets.token_hex(4)}.ipynb"
-    _write_notebook(lab.root / name, source, copies=copies)
+    write_notebook(lab.root / name, [source] * copies)
     page = open_notebook(browser, lab, name)
     run_all_cells(page)
     return page, name

@@ -13,12 +13,17 @@ import json
 import secrets
 from pathlib import Path
 
-import nbformat
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser_lab import TIMEOUT_MS, Lab
-from tests.widgets.test_pane_browser import KERNEL_IDLE
+from tests.browser_lab import (
+    KERNEL_IDLE,
+    TIMEOUT_MS,
+    Lab,
+    open_notebook,
+    run_all_cells,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -29,24 +34,12 @@ def test_an_agent_cell_runs_code_in_its_own_kernel_while_it_waits(
 ) -> None:
     name = f"agent-{secrets.token_hex(4)}.ipynb"
     prompt = "call `run_code` with " + json.dumps({"code": "print(answer + 1)"})
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("%load_ext nbsession\nanswer = 41"),
-        nbformat.v4.new_code_cell(f"%%agent jupyter\n{prompt}"),
-    ]
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(notebook, lab.root / name)
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    write_notebook(
+        lab.root / name, ["%load_ext nbsession\nanswer = 41", f"%%agent jupyter\n{prompt}"]
+    )
+    page = open_notebook(browser, lab, name)
     try:
-        page.goto(f"{lab.url}lab/tree/{name}?reset&token={lab.token}")
-        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
-        # Not awaited: the command's promise settles when the cells end, after the approval.
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        run_all_cells(page)  # not awaited: the cells end after the approval
         pane = page.locator(".nbsession-pane:visible")
         approve = pane.get_by_role("button", name="Approve", exact=True)
         expect(approve).to_be_visible()
